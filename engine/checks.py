@@ -1,0 +1,445 @@
+"""The second pass: what a definition means. References, reachability, loop exits, templates, people, schedules."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from jinja2.exceptions import TemplateSyntaxError
+
+from . import expressions, router
+from .case import CASE_ATTRIBUTES
+from .errors import Problem
+from .spec import (
+    ApprovalStep,
+    ChecklistStep,
+    DecisionStep,
+    FieldSpec,
+    FormStep,
+    HumanStepBase,
+    NotifyStep,
+    ProcessSpec,
+    RecordStep,
+    StartStep,
+    StepSpec,
+    WaitStep,
+    is_human,
+)
+from .suggest import did_you_mean
+from .team import TeamSpec
+from .values import coerce
+from .yaml_source import PathKey, SourceDocument
+
+HUMAN_OUTPUTS = frozenset({"decision", "comment", "by", "approved_by", "rejected_by", "answered_at", "answers", "visit"})
+CHECKLIST_OUTPUTS = frozenset({"score", "passed", "failed", "failed_items", "items"})
+AUTOMATIC_OUTPUTS: dict[str, frozenset[str]] = {
+    "decision": frozenset({"exit", "next"}),
+    "notify": frozenset({"recipients", "subject", "sent_at", "messages"}),
+    "start": frozenset({"case", "cases", "process"}),
+    "wait": frozenset({"until", "fired_at"}),
+    "end": frozenset({"outcome"}),
+}
+NOTIFICATION_NAMES = frozenset({"recipient", "step", "links", "answer_command", "message", "reason"})
+SCOPE_ROOTS = frozenset({"inputs", "case", "now", "steps"})
+
+
+class DefinitionChecker:
+    """Checks one definition's meaning against its team and the other definitions."""
+
+    def __init__(
+        self,
+        spec: ProcessSpec,
+        document: SourceDocument,
+        team: TeamSpec | None,
+        catalog: Mapping[str, ProcessSpec],
+        templates: Mapping[str, str] | None = None,
+    ) -> None:
+        self.spec = spec
+        self.document = document
+        self.team = team
+        self.catalog = catalog
+        self.templates = templates
+        self.problems: list[Problem] = []
+        self.step_path = {step.id: ("steps", index) for index, step in enumerate(spec.steps)}
+        self.case_fields = {name for step in spec.steps if isinstance(step, RecordStep) for name in step.set}
+
+    def run(self) -> list[Problem]:
+        """Every problem of the definition (empty when it is sound)."""
+        self._unique_ids()
+        self._jump_targets()
+        self._reachability_and_loops()
+        self._inputs_and_schedule()
+        for index, step in enumerate(self.spec.steps):
+            self._step(("steps", index), step)
+        return self.problems
+
+    def _add(self, path: PathKey, message: str, *, key: bool = False) -> None:
+        self.problems.append(self.document.problem(path, message, key=key))
+
+    # --- structure ---------------------------------------------------------------
+
+    def _unique_ids(self) -> None:
+        seen: dict[str, int] = {}
+        for index, step in enumerate(self.spec.steps):
+            if step.id in seen:
+                self._add(("steps", index, "id"), f"duplicate step id {step.id!r}; steps[{seen[step.id]}] has it already")
+            else:
+                seen[step.id] = index
+        self.step_path = {step_id: ("steps", index) for step_id, index in seen.items()}
+
+    def _targets(self, step: StepSpec) -> Iterator[tuple[PathKey, str]]:
+        if step.next:
+            yield ("next",), step.next
+        if isinstance(step, DecisionStep):
+            for index, branch in enumerate(step.branches):
+                yield ("branches", index, "next"), branch.next
+            yield ("otherwise",), step.otherwise
+        if isinstance(step, ApprovalStep) and step.on_reject:
+            yield ("on_reject",), step.on_reject
+        if isinstance(step, ChecklistStep) and step.on_fail:
+            yield ("on_fail",), step.on_fail
+        if isinstance(step, HumanStepBase) and step.on_timeout:
+            yield ("on_timeout",), step.on_timeout
+
+    def _jump_targets(self) -> None:
+        for index, step in enumerate(self.spec.steps):
+            for where, target in self._targets(step):
+                if target not in self.step_path:
+                    field_name = ".".join(str(p) for p in where)
+                    self._add(("steps", index, *where), f"unknown step {target!r} in {field_name}{did_you_mean(target, self.step_path)}")
+
+    def _graph(self) -> dict[str, list[str | None]]:
+        graph: dict[str, list[str | None]] = {}
+        for step in self.spec.steps:
+            targets = [exit_.target for exit_ in router.exits(self.spec, step)]
+            graph[step.id] = [t for t in targets if t is None or t in self.step_path]
+        return graph
+
+    def _reachability_and_loops(self) -> None:
+        graph = self._graph()
+        start = self.spec.steps[0].id
+        reached = {start}
+        todo = [start]
+        while todo:
+            for target in graph[todo.pop()]:
+                if target is not None and target not in reached:
+                    reached.add(target)
+                    todo.append(target)
+        for step_id, path in self.step_path.items():
+            if step_id not in reached:
+                self._add((*path, "id"), f"step {step_id!r} is never reached: no step jumps to it and the one above never falls through to it")
+        for component in _strongly_connected(graph):
+            cyclic = len(component) > 1 or any(node in graph[node] for node in component)
+            if not cyclic:
+                continue
+            leaves = any(target is None or target not in component for node in component for target in graph[node])
+            if not leaves:
+                first = min(component, key=lambda node: self.step_path[node][1])
+                members = ", ".join(sorted(component, key=lambda node: self.step_path[node][1]))
+                self._add((*self.step_path[first], "id"), f"loop with no exit: steps {members} only lead to each other")
+
+    # --- inputs and schedule ---------------------------------------------------------
+
+    def _people(self) -> list[str]:
+        return list(self.team.people) if self.team else []
+
+    def _field(self, path: PathKey, name: str, field: FieldSpec) -> None:
+        if field.default is not None:
+            try:
+                coerce(field, field.default, self._people())
+            except ValueError as error:
+                self._add((*path, "default"), f"default of {name!r}: {error}")
+
+    def _inputs_and_schedule(self) -> None:
+        for name, field in self.spec.inputs.items():
+            self._field(("inputs", name), name, field)
+        schedule = self.spec.schedule
+        if schedule is not None:
+            try:
+                zone = ZoneInfo(schedule.timezone)
+            except (ZoneInfoNotFoundError, ValueError):
+                self._add(("schedule", "timezone"), f"unknown timezone {schedule.timezone!r}; use an IANA name such as Asia/Shanghai or UTC")
+                zone = None
+            if schedule.cron is not None:
+                self._cron(schedule.cron)
+            if schedule.rrule is not None:
+                self._rrule(schedule.rrule, zone)
+            self._constant_inputs(("schedule", "inputs"), self.spec, schedule.inputs, "the schedule")
+
+    def _cron(self, text: str) -> None:
+        from cronsim import CronSim, CronSimError
+
+        try:
+            CronSim(text, datetime(2026, 1, 1))
+        except (CronSimError, ValueError, KeyError) as error:
+            self._add(("schedule", "cron"), f"invalid cron {text!r}: {error}; five fields: minute hour day month weekday")
+
+    def _rrule(self, text: str, zone: ZoneInfo | None) -> None:
+        from dateutil.rrule import rrulestr
+
+        try:
+            rrulestr(text, dtstart=datetime(2026, 1, 1, tzinfo=zone))
+        except (ValueError, TypeError) as error:
+            self._add(("schedule", "rrule"), f"invalid rrule {text!r}: {error}")
+
+    def _constant_inputs(self, path: PathKey, target: ProcessSpec, given: Mapping[str, Any], who: str) -> None:
+        for name, value in given.items():
+            if name not in target.inputs:
+                self._add((*path, name), f"{target.process!r} has no input {name!r}{did_you_mean(name, target.inputs)}", key=True)
+            elif not expressions.is_template(value):
+                try:
+                    coerce(target.inputs[name], value, self._people())
+                except ValueError as error:
+                    self._add((*path, name), f"input {name!r} of {target.process!r}: {error}")
+        for name, field in target.inputs.items():
+            if field.required and field.default is None and name not in given:
+                self._add(path if given else path[:-1], f"{who} does not give {target.process!r} its required input {name!r}")
+
+    # --- steps -------------------------------------------------------------------------
+
+    def _step(self, path: PathKey, step: StepSpec) -> None:
+        for name in ("title", "description"):
+            value = getattr(step, name)
+            if value is not None:
+                self._template((*path, name), value)
+        if is_human(step):
+            self._human(path, step)  # type: ignore[arg-type]
+        if isinstance(step, DecisionStep):
+            for index, branch in enumerate(step.branches):
+                self._template((*path, "branches", index, "when"), branch.when, expression=True)
+        elif isinstance(step, NotifyStep):
+            self._notify(path, step)
+        elif isinstance(step, RecordStep):
+            for name, value in step.set.items():
+                self._templates_in((*path, "set", name), value)
+        elif isinstance(step, StartStep):
+            self._start(path, step)
+        elif isinstance(step, WaitStep) and step.until is not None:
+            self._template((*path, "until"), step.until)
+
+    def _human(self, path: PathKey, step: ApprovalStep | FormStep | ChecklistStep) -> None:
+        for name, field in step.form.items():
+            self._field((*path, "form", name), name, field)
+        eligible = self._references((*path, "assignee"), step.assignees, people_only=True)
+        if isinstance(step, ApprovalStep) and eligible is not None and len(eligible) < step.quorum:
+            self._add((*path, "quorum"), f"quorum {step.quorum} needs {step.quorum} distinct eligible people, but the assignee names only {len(eligible)} ({', '.join(eligible)})")
+        if step.escalate_to is not None:
+            refs = (step.escalate_to,) if isinstance(step.escalate_to, str) else step.escalate_to
+            self._references((*path, "escalate_to"), refs, people_only=False)
+            if step.due is None:
+                self._add((*path, "escalate_to"), "escalate_to without due never fires; add due: DURATION")
+        if step.on_timeout and step.due is None:
+            self._add((*path, "on_timeout"), "on_timeout without due never fires; add due: DURATION")
+
+    def _references(self, path: PathKey, references: tuple[str, ...], *, people_only: bool) -> list[str] | None:
+        """Check role/person references; returns the eligible people when all are static."""
+        people: list[str] = []
+        static = True
+        for index, reference in enumerate(references):
+            where = path if len(references) == 1 and not isinstance(self._raw(path), list) else (*path, index)
+            if expressions.is_template(reference):
+                static = False
+                self._template(where, reference)
+                self._person_template(where, reference)
+                continue
+            kind, sep, name = reference.partition(":")
+            if "://" in reference or (not people_only and not sep and reference in ("email", "console")):
+                if people_only:
+                    self._add(where, f"{reference!r} is a channel; an assignee is role:NAME or person:NAME")
+                continue
+            if not sep or kind not in ("role", "person"):
+                self._add(where, f"{reference!r} is not a reference; write role:NAME or person:NAME" + ("" if people_only else ", or a channel URL"))
+                continue
+            if self.team is None:
+                self._add(where, f"cannot check {reference!r}: no team.yaml beside the definition or in a folder above it")
+                continue
+            if kind == "role":
+                if name not in self.team.roles:
+                    self._add(where, f"unknown role {name!r}{did_you_mean(name, self.team.roles)}")
+                else:
+                    people.extend(self.team.roles[name].members)
+            elif name not in self.team.people:
+                self._add(where, f"unknown person {name!r}{did_you_mean(name, self.team.people)}")
+            else:
+                people.append(name)
+        return list(dict.fromkeys(people)) if static else None
+
+    def _raw(self, path: PathKey) -> Any:
+        node: Any = self.document.data
+        for part in path:
+            try:
+                node = node[part]
+            except (KeyError, IndexError, TypeError):
+                return None
+        return node
+
+    def _person_template(self, path: PathKey, reference: str) -> None:
+        """``person:{{ x }}`` must take x from a person-typed input or form field."""
+        kind, sep, rest = reference.partition(":")
+        if not sep or kind not in ("person", "role") or not rest.strip().startswith("{{"):
+            return
+        try:
+            uses = expressions.names_used(rest)
+        except TemplateSyntaxError:
+            return
+        for use in uses:
+            field = self._field_of(use.root, use.path)
+            if kind == "person" and field is not None and field.type not in ("person", "choice"):
+                self._add(path, f"{reference!r} takes a person from {use.root}.{'.'.join(use.path)}, a {field.type} field; make it type person")
+            if kind == "person" and field is not None and field.type == "choice" and self.team:
+                unknown = [c for c in field.choices or () if c not in self.team.people]
+                if unknown:
+                    self._add(path, f"{reference!r}: choices {unknown} of {use.root}.{'.'.join(use.path)} are not people of the team")
+
+    def _field_of(self, root: str, path: tuple[str, ...]) -> FieldSpec | None:
+        if root == "inputs" and path:
+            return self.spec.inputs.get(path[0])
+        if root == "steps" and path:
+            root, path = path[0], path[1:]
+        if root in self.step_path and path:
+            step = self.spec.steps[self.step_path[root][1]]
+            if is_human(step):
+                return step.form.get(path[0])  # type: ignore[union-attr]
+        return None
+
+    def _notify(self, path: PathKey, step: NotifyStep) -> None:
+        self._references((*path, "to"), step.to, people_only=False)
+        if step.message is not None:
+            self._template((*path, "message"), step.message)
+        if step.subject is not None:
+            self._template((*path, "subject"), step.subject)
+        if step.template is not None and self.templates is not None:
+            if step.template not in self.templates:
+                self._add((*path, "template"), f"unknown template {step.template!r}{did_you_mean(step.template, self.templates)}")
+            else:
+                self._template((*path, "template"), self.templates[step.template], in_template=step.template)
+
+    def _start(self, path: PathKey, step: StartStep) -> None:
+        extra = frozenset()
+        if step.for_each is not None:
+            self._template((*path, "for_each"), step.for_each)
+            extra = frozenset({"item"})
+        for name, value in step.inputs.items():
+            self._templates_in((*path, "inputs", name), value, extra=extra)
+        target = self.catalog.get(step.process)
+        if target is None:
+            if self.catalog:
+                self._add((*path, "process"), f"unknown process {step.process!r}{did_you_mean(step.process, self.catalog)}")
+            return
+        self._constant_inputs((*path, "inputs"), target, step.inputs, f"step {step.id!r}")
+
+    # --- templates ---------------------------------------------------------------------
+
+    def _templates_in(self, path: PathKey, value: Any, extra: frozenset[str] = frozenset()) -> None:
+        if isinstance(value, str):
+            self._template(path, value, extra=extra)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                self._templates_in((*path, key), item, extra)
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                self._templates_in((*path, index), item, extra)
+
+    def _template(
+        self, path: PathKey, source: str, *, expression: bool = False, extra: frozenset[str] = frozenset(), in_template: str | None = None
+    ) -> None:
+        if not expression and not expressions.is_template(source):
+            return
+        where = f" in template {in_template!r}" if in_template else ""
+        try:
+            uses = expressions.names_used(source, expression=expression)
+        except TemplateSyntaxError as error:
+            self._add(path, f"{'expression' if expression else 'template'}{where} does not parse: {error.message}")
+            return
+        known_extra = extra | (NOTIFICATION_NAMES if in_template else frozenset())
+        for use in uses:
+            message = self._name_problem(use.root, use.path, known_extra)
+            if message:
+                self._add(path, message + where)
+
+    def _name_problem(self, root: str, path: tuple[str, ...], extra: frozenset[str]) -> str | None:
+        if root in expressions.JINJA_GLOBALS or root in extra:
+            return None
+        if root == "now":
+            return None
+        if root == "inputs":
+            if path and path[0] not in self.spec.inputs:
+                return f"unknown input {path[0]!r}{did_you_mean(path[0], self.spec.inputs)}"
+            return None
+        if root == "case":
+            if path and path[0] not in CASE_ATTRIBUTES and path[0] not in self.case_fields:
+                return f"unknown case attribute {path[0]!r}{did_you_mean(path[0], CASE_ATTRIBUTES | self.case_fields)}"
+            return None
+        if root == "steps":
+            if not path:
+                return None
+            root, path = path[0], path[1:]
+            if root not in self.step_path:
+                return f"unknown step {root!r} in steps[...]{did_you_mean(root, self.step_path)}"
+        if root in self.step_path:
+            if "-" in root and root not in extra:
+                pass
+            if path:
+                return self._output_problem(root, path[0])
+            return None
+        known = sorted(SCOPE_ROOTS | {s for s in self.step_path if "-" not in s} | extra)
+        return f"unknown name {root!r}{did_you_mean(root, known)}; templates see {', '.join(known)}"
+
+    def _output_problem(self, step_id: str, name: str) -> str | None:
+        step = self.spec.steps[self.step_path[step_id][1]]
+        outputs = set(HUMAN_OUTPUTS) if is_human(step) else set(AUTOMATIC_OUTPUTS.get(step.type, frozenset()))
+        if is_human(step):
+            outputs |= set(step.form)  # type: ignore[union-attr]
+        if isinstance(step, ChecklistStep):
+            outputs |= CHECKLIST_OUTPUTS
+        if isinstance(step, RecordStep):
+            outputs |= set(step.set)
+        outputs.add("visit")
+        if name in outputs:
+            return None
+        return f"step {step_id!r} has no field {name!r}{did_you_mean(name, outputs)}; it has {', '.join(sorted(outputs))}"
+
+
+def _strongly_connected(graph: Mapping[str, list[str | None]]) -> list[set[str]]:
+    """Tarjan's strongly connected components, iteratively."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    components: list[set[str]] = []
+    counter = 0
+    for root in graph:
+        if root in index:
+            continue
+        work: list[tuple[str, int]] = [(root, 0)]
+        while work:
+            node, child = work.pop()
+            if child == 0:
+                index[node] = low[node] = counter
+                counter += 1
+                stack.append(node)
+                on_stack.add(node)
+            targets = [t for t in graph[node] if t is not None]
+            if child < len(targets):
+                work.append((node, child + 1))
+                target = targets[child]
+                if target not in index:
+                    work.append((target, 0))
+                elif target in on_stack:
+                    low[node] = min(low[node], index[target])
+                continue
+            if low[node] == index[node]:
+                component = set()
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.add(member)
+                    if member == node:
+                        break
+                components.append(component)
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+    return components

@@ -1,0 +1,165 @@
+"""Lookups of ORM rows by case key and their conversion into frozen records."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session, aliased
+
+from ..errors import NotFoundError
+from .models import Approval, AuditEvent, Case, Notification, StepRun
+from .records import (
+    AnswerRecord,
+    AuditRecord,
+    CaseRecord,
+    MessageRecord,
+    StepRunRecord,
+)
+
+_Parent = aliased(Case)
+
+
+def case_select() -> Select[tuple[Case, str | None]]:
+    """SELECT of cases with their parent's key."""
+    return select(Case, _Parent.key).outerjoin(_Parent, Case.parent_case_id == _Parent.id)
+
+
+def case_row(session: Session, key: str, *, lock: bool = False) -> Case:
+    """The case ``key``, locked for update on PostgreSQL when ``lock``.
+
+    Raises:
+        NotFoundError: there is no such case.
+    """
+    statement = select(Case).where(Case.key == key)
+    if lock:
+        statement = statement.with_for_update()
+    row = session.scalars(statement).one_or_none()
+    if row is None:
+        raise NotFoundError(f"no case {key!r} in the register")
+    return row
+
+
+def case_record(session: Session, row: Case) -> CaseRecord:
+    """Convert a case row, looking up its parent's key when it has one."""
+    parent_key = None
+    if row.parent_case_id is not None:
+        parent_key = session.scalar(select(Case.key).where(Case.id == row.parent_case_id))
+    return to_case_record(row, parent_key)
+
+
+def to_case_record(row: Case, parent_key: str | None) -> CaseRecord:
+    """Convert a case row whose parent's key is known."""
+    return CaseRecord(
+        id=row.id,
+        key=row.key,
+        process=row.process,
+        version=row.version,
+        definition_hash=row.definition_hash,
+        title=row.title,
+        status=row.status,
+        outcome=row.outcome,
+        inputs=dict(row.inputs),
+        fields=dict(row.fields),
+        current_step=row.current_step,
+        opened_at=row.opened_at,
+        closed_at=row.closed_at,
+        due_at=row.due_at,
+        escalated_at=row.escalated_at,
+        parent_key=parent_key,
+        started_by_step=row.started_by_step,
+        flow_run_id=row.flow_run_id,
+        idempotency_key=row.idempotency_key,
+    )
+
+
+def case_snapshot(row: Case) -> dict[str, Any]:
+    """The mutable state of a case as JSON, for audit before/after."""
+    return {
+        "status": row.status,
+        "outcome": row.outcome,
+        "current_step": row.current_step,
+        "fields": dict(row.fields),
+        "due_at": row.due_at.isoformat() if row.due_at else None,
+        "closed_at": row.closed_at.isoformat() if row.closed_at else None,
+    }
+
+
+def step_select() -> Select[tuple[StepRun, str]]:
+    """SELECT of step runs with their case's key."""
+    return select(StepRun, Case.key).join(Case, StepRun.case_id == Case.id)
+
+
+def to_step_record(row: StepRun, case_key: str) -> StepRunRecord:
+    """Convert a step run row."""
+    return StepRunRecord(
+        id=row.id,
+        case_key=case_key,
+        step_id=row.step_id,
+        visit=row.visit,
+        status=row.status,
+        result=dict(row.result) if row.result is not None else None,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        due_at=row.due_at,
+        escalated_at=row.escalated_at,
+        assignee=row.assignee,
+    )
+
+
+def to_answer_record(row: Approval, step: StepRun, case_key: str) -> AnswerRecord:
+    """Convert an approval row of ``step``."""
+    return AnswerRecord(
+        id=row.id,
+        case_key=case_key,
+        step_id=step.step_id,
+        visit=step.visit,
+        person=row.person,
+        decision=row.decision,
+        comment=row.comment,
+        fields=dict(row.fields),
+        answered_at=row.answered_at,
+    )
+
+
+def message_select() -> Select[tuple[Notification, str | None]]:
+    """SELECT of outbox messages with their case's key (``None`` for case-less ones)."""
+    return select(Notification, Case.key).outerjoin(Case, Notification.case_id == Case.id)
+
+
+def to_message_record(row: Notification, case_key: str | None) -> MessageRecord:
+    """Convert an outbox row."""
+    return MessageRecord(
+        id=row.id,
+        case_key=case_key,
+        step_id=row.step_id,
+        visit=row.visit,
+        recipient=row.recipient,
+        channel=row.channel,
+        subject=row.subject,
+        body=row.body,
+        html=row.html,
+        idempotency_key=row.idempotency_key,
+        status=row.status,
+        attempts=row.attempts,
+        last_error=row.last_error,
+        next_attempt_at=row.next_attempt_at,
+        claimed_at=row.claimed_at,
+        created_at=row.created_at,
+        delivered_at=row.delivered_at,
+        failed_at=row.failed_at,
+    )
+
+
+def to_audit_record(row: AuditEvent, case_key: str | None) -> AuditRecord:
+    """Convert an audit row."""
+    return AuditRecord(
+        id=row.id,
+        case_key=case_key,
+        event=row.event,
+        actor=row.actor,
+        at=row.at,
+        before=dict(row.before) if row.before is not None else None,
+        after=dict(row.after) if row.after is not None else None,
+        detail=row.detail,
+    )
