@@ -55,8 +55,8 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 def json_type() -> TypeEngine[Any]:
-    """JSON on SQLite, JSONB on PostgreSQL."""
-    return JSON().with_variant(JSONB(), "postgresql")
+    """JSON on SQLite, JSONB on PostgreSQL; Python ``None`` is stored as SQL NULL."""
+    return JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 
 
 def _json_default(value: object) -> object:
@@ -70,6 +70,19 @@ def _json_default(value: object) -> object:
     if isinstance(value, (set, frozenset, tuple)):
         return list(value)
     raise TypeError(f"{type(value).__name__} is not JSON serializable: {value!r}")
+
+
+def check_json(value: object, what: str) -> None:
+    """Raise ValueError naming ``what`` when ``value`` cannot be stored as JSON.
+
+    Args:
+        value: the value for a JSON column.
+        what: what it is, for the message (``result of step 'tell'``).
+    """
+    try:
+        dumps_json(value)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{what} cannot be stored as JSON: {error}") from error
 
 
 def dumps_json(value: object) -> str:

@@ -29,6 +29,9 @@ NAMING_CONVENTION = {
 
 _OPEN = text("closed_at IS NULL")
 _CLOSED = text("closed_at IS NOT NULL")
+_SLA_PENDING = text("closed_at IS NULL AND escalated_at IS NULL")
+# Keep in step with OPEN_STEP_STATUSES; rows.step_is_open() writes the same predicate.
+_OVERDUE_CANDIDATE = text("escalated_at IS NULL AND status IN ('active', 'waiting')")
 
 
 class Base(DeclarativeBase):
@@ -62,8 +65,13 @@ class Case(Base):
         # `aftercare cases --status S --process P`.
         Index("ix_cases_status_process", "status", "process"),
         Index("ix_cases_process_status", "process", "status"),
-        # SLA breaches of whole cases.
-        Index("ix_cases_due_at", "due_at"),
+        # SLA breaches of whole cases not escalated yet.
+        Index(
+            "ix_cases_sla_due_at",
+            "due_at",
+            sqlite_where=_SLA_PENDING,
+            postgresql_where=_SLA_PENDING,
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -103,6 +111,15 @@ class StepRun(Base):
     __table_args__ = (
         UniqueConstraint("case_id", "step_id", "visit"),
         Index("ix_step_runs_status_due_at", "status", "due_at"),
+        # Overdue steps: only open steps not escalated yet are indexed, in deadline
+        # order, so the scan returns exactly the rows to escalate, already sorted.
+        Index(
+            "ix_step_runs_overdue",
+            "due_at",
+            "id",
+            sqlite_where=_OVERDUE_CANDIDATE,
+            postgresql_where=_OVERDUE_CANDIDATE,
+        ),
         Index("ix_step_runs_assignee_status", "assignee", "status"),
     )
 
@@ -138,7 +155,9 @@ class Notification(Base):
     """A message in the outbox, and its delivery log."""
 
     __tablename__ = "notifications"
-    __table_args__ = (Index("ix_notifications_status_next_attempt_at", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_notifications_status_next_attempt_at", "status", "next_attempt_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     case_id: Mapped[int | None] = mapped_column(
@@ -176,3 +195,15 @@ class AuditEvent(Base):
     before: Mapped[dict[str, Any] | None] = mapped_column(json_type())
     after: Mapped[dict[str, Any] | None] = mapped_column(json_type())
     detail: Mapped[str | None] = mapped_column(Text)
+
+
+class Definition(Base):
+    """A definition's text under its hash (written once, never changed)."""
+
+    __tablename__ = "definitions"
+
+    hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    process: Mapped[str] = mapped_column(String(100))
+    version: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+    saved_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -4,25 +4,37 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import BindParameter, ColumnElement, Row, Select, bindparam, select
 from sqlalchemy.orm import Session, aliased
 
 from ..errors import NotFoundError
 from .models import Approval, AuditEvent, Case, Notification, StepRun
 from .records import (
+    OPEN_STEP_STATUSES,
     AnswerRecord,
     AuditRecord,
     CaseRecord,
     MessageRecord,
     StepRunRecord,
 )
+from .upserts import table_of
+
+# Lists are read as plain rows rather than ORM objects: building records from rows
+# costs a fraction of the ORM's identity-map bookkeeping (overdue steps, dashboards).
 
 _Parent = aliased(Case)
 
 
-def case_select() -> Select[tuple[Case, str | None]]:
-    """SELECT of cases with their parent's key."""
-    return select(Case, _Parent.key).outerjoin(_Parent, Case.parent_case_id == _Parent.id)
+def case_select() -> Select[Any]:
+    """SELECT of case rows with their parent's key as ``parent_key``."""
+    return select(*table_of(Case).c, _Parent.key.label("parent_key")).outerjoin(
+        _Parent, Case.parent_case_id == _Parent.id
+    )
+
+
+def case_records(session: Session, statement: Select[Any]) -> list[CaseRecord]:
+    """Run a :func:`case_select` statement and convert its rows."""
+    return [to_case_record(row, row.parent_key) for row in session.execute(statement)]
 
 
 def case_row(session: Session, key: str, *, lock: bool = False) -> Case:
@@ -48,7 +60,7 @@ def case_record(session: Session, row: Case) -> CaseRecord:
     return to_case_record(row, parent_key)
 
 
-def to_case_record(row: Case, parent_key: str | None) -> CaseRecord:
+def to_case_record(row: Case | Row[Any], parent_key: str | None) -> CaseRecord:
     """Convert a case row whose parent's key is known."""
     return CaseRecord(
         id=row.id,
@@ -85,12 +97,31 @@ def case_snapshot(row: Case) -> dict[str, Any]:
     }
 
 
-def step_select() -> Select[tuple[StepRun, str]]:
-    """SELECT of step runs with their case's key."""
-    return select(StepRun, Case.key).join(Case, StepRun.case_id == Case.id)
+def step_select() -> Select[Any]:
+    """SELECT of step run rows with their case's key as ``case_key``."""
+    return select(*table_of(StepRun).c, Case.key.label("case_key")).join(
+        Case, StepRun.case_id == Case.id
+    )
 
 
-def to_step_record(row: StepRun, case_key: str) -> StepRunRecord:
+def step_records(session: Session, statement: Select[Any]) -> list[StepRunRecord]:
+    """Run a :func:`step_select` statement and convert its rows."""
+    return [to_step_record(row, row.case_key) for row in session.execute(statement)]
+
+
+def step_is_open() -> ColumnElement[bool]:
+    """``status IN ('active', 'waiting')`` with the values inlined.
+
+    Inlined rather than bound, so the planners can match the predicate of the
+    partial index ``ix_step_runs_overdue`` (a bound parameter never matches).
+    """
+    statuses: BindParameter[list[str]] = bindparam(
+        "open_step_statuses", list(OPEN_STEP_STATUSES), expanding=True, literal_execute=True
+    )
+    return StepRun.status.in_(statuses)
+
+
+def to_step_record(row: StepRun | Row[Any], case_key: str) -> StepRunRecord:
     """Convert a step run row."""
     return StepRunRecord(
         id=row.id,
@@ -122,12 +153,19 @@ def to_answer_record(row: Approval, step: StepRun, case_key: str) -> AnswerRecor
     )
 
 
-def message_select() -> Select[tuple[Notification, str | None]]:
-    """SELECT of outbox messages with their case's key (``None`` for case-less ones)."""
-    return select(Notification, Case.key).outerjoin(Case, Notification.case_id == Case.id)
+def message_select() -> Select[Any]:
+    """SELECT of outbox rows with their case's key as ``case_key`` (``None`` if case-less)."""
+    return select(*table_of(Notification).c, Case.key.label("case_key")).outerjoin(
+        Case, Notification.case_id == Case.id
+    )
 
 
-def to_message_record(row: Notification, case_key: str | None) -> MessageRecord:
+def message_records(session: Session, statement: Select[Any]) -> list[MessageRecord]:
+    """Run a :func:`message_select` statement and convert its rows."""
+    return [to_message_record(row, row.case_key) for row in session.execute(statement)]
+
+
+def to_message_record(row: Notification | Row[Any], case_key: str | None) -> MessageRecord:
     """Convert an outbox row."""
     return MessageRecord(
         id=row.id,

@@ -68,10 +68,6 @@ def build_timeline(
                 finished += f": {_compact(_headline(step.result))}"
             add(TimelineEntry(step.finished_at, "step.finished", finished, step.step_id,
                               step.visit), "step.finished", step.id)
-        if step.escalated_at is not None:
-            add(TimelineEntry(step.escalated_at, "step.escalated",
-                              f"step {step.step_id} #{step.visit} overdue, escalated",
-                              step.step_id, step.visit), "step.finished", step.id)
     for answer in answers:
         text = f"{answer.person} answered {answer.step_id} #{answer.visit}: {answer.decision}"
         if answer.comment:
@@ -97,6 +93,8 @@ def build_timeline(
         text = f"{event.event} by {event.actor}"
         if event.detail:
             text += f": {event.detail}"
+        elif event.event == "case.updated" and event.before is not None and event.after:
+            text += ": " + _changes(event.before, event.after)
         kind = "case" if event.event == "case.opened" else "audit"
         add(TimelineEntry(event.at, event.event, text), kind, event.id)
     for child in children:
@@ -150,6 +148,13 @@ def render_timeline(timeline: Timeline) -> str:
 def format_time(at: datetime) -> str:
     """``2025-03-01 09:30:00Z``: UTC to the second."""
     return at.strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _changes(before: dict[str, Any], after: dict[str, Any]) -> str:
+    return "; ".join(
+        f"{name} {_compact(before.get(name), 60)} → {_compact(value, 60)}"
+        for name, value in after.items()
+    )
 
 
 def _headline(result: dict[str, Any]) -> dict[str, Any]:

@@ -3,29 +3,30 @@
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import text
-
-from aftercare.engine.register.database import Database
-from aftercare.engine.register.models import Base
+from sqlalchemy import Connection, create_engine, text
 
 # Any constant works; it only has to differ from other applications' advisory locks.
 _PG_MIGRATION_LOCK = 0x41465443  # "AFTC"
 
 config = context.config
 version_table = config.get_main_option("version_table") or "aftercare_register_version"
+# aftercare.engine.register.migrate passes the models' metadata (for autogenerate)
+# and its own connection, so this file imports nothing of the package.
+target_metadata = config.attributes.get("target_metadata")
 
 
-def _run(connection: object) -> None:
+def _run(connection: Connection) -> None:
     context.configure(
-        connection=connection,  # type: ignore[arg-type]
-        target_metadata=Base.metadata,
+        connection=connection,
+        target_metadata=target_metadata,
         version_table=version_table,
         render_as_batch=True,
         compare_type=True,
     )
     with context.begin_transaction():
-        if context.get_context().dialect.name == "postgresql":
-            context.execute(text(f"SELECT pg_advisory_xact_lock({_PG_MIGRATION_LOCK})"))
+        if connection.dialect.name == "postgresql":
+            # Two processes migrating a fresh database at once take turns.
+            connection.execute(text(f"SELECT pg_advisory_xact_lock({_PG_MIGRATION_LOCK})"))
         context.run_migrations()
 
 
@@ -33,7 +34,7 @@ def run_migrations_offline() -> None:
     """Emit the migration as SQL (``alembic upgrade --sql``)."""
     context.configure(
         url=config.get_main_option("sqlalchemy.url"),
-        target_metadata=Base.metadata,
+        target_metadata=target_metadata,
         version_table=version_table,
         literal_binds=True,
     )
@@ -47,9 +48,14 @@ def run_migrations_online() -> None:
     if connection is not None:
         _run(connection)
         return
-    database = Database(config.get_main_option("sqlalchemy.url"))
-    with database.write_connection() as own:
-        _run(own)
+    url = config.get_main_option("sqlalchemy.url")
+    assert url, "sqlalchemy.url is not set"
+    engine = create_engine(url)
+    try:
+        with engine.begin() as own:
+            _run(own)
+    finally:
+        engine.dispose()
 
 
 if context.is_offline_mode():

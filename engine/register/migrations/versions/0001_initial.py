@@ -8,6 +8,7 @@ Create Date: 2025-01-01 00:00:00
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -20,13 +21,15 @@ depends_on: str | Sequence[str] | None = None
 
 _OPEN = sa.text("closed_at IS NULL")
 _CLOSED = sa.text("closed_at IS NOT NULL")
+_SLA_PENDING = sa.text("closed_at IS NULL AND escalated_at IS NULL")
+_OVERDUE_CANDIDATE = sa.text("escalated_at IS NULL AND status IN ('active', 'waiting')")
 
 
 def _ts() -> sa.DateTime:
     return sa.DateTime(timezone=True)
 
 
-def _json() -> sa.types.TypeEngine[object]:
+def _json() -> sa.types.TypeEngine[Any]:
     return sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 
 
@@ -77,7 +80,13 @@ def upgrade() -> None:
     )
     op.create_index("ix_cases_status_process", "cases", ["status", "process"])
     op.create_index("ix_cases_process_status", "cases", ["process", "status"])
-    op.create_index("ix_cases_due_at", "cases", ["due_at"])
+    op.create_index(
+        "ix_cases_sla_due_at",
+        "cases",
+        ["due_at"],
+        sqlite_where=_SLA_PENDING,
+        postgresql_where=_SLA_PENDING,
+    )
     op.create_index("ix_cases_parent_case_id", "cases", ["parent_case_id"])
 
     op.create_table(
@@ -109,6 +118,13 @@ def upgrade() -> None:
         ),
     )
     op.create_index("ix_step_runs_status_due_at", "step_runs", ["status", "due_at"])
+    op.create_index(
+        "ix_step_runs_overdue",
+        "step_runs",
+        ["due_at", "id"],
+        sqlite_where=_OVERDUE_CANDIDATE,
+        postgresql_where=_OVERDUE_CANDIDATE,
+    )
     op.create_index("ix_step_runs_assignee_status", "step_runs", ["assignee", "status"])
 
     op.create_table(

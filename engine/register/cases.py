@@ -1,0 +1,313 @@
+"""Cases: opening under a fresh key, lookups, updates, closing and SLA breaches."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ..errors import RegisterError
+from .column_types import check_json, require_utc
+from .history import add_audit
+from .keys import allocate_key
+from .models import Case, StepRun
+from .records import CASE_CLOSED, CASE_OPEN, OPEN_STEP_STATUSES, CaseRecord
+from .rows import (
+    case_record,
+    case_records,
+    case_row,
+    case_select,
+    case_snapshot,
+    to_case_record,
+)
+from .store import SYSTEM_ACTOR, UNSET, Store, Unset, utc_now
+
+
+class CaseStore(Store):
+    """The case part of :class:`Register`."""
+
+    def open_case(
+        self,
+        *,
+        process: str,
+        version: int,
+        definition_hash: str,
+        key_prefix: str,
+        title: str,
+        inputs: Mapping[str, Any],
+        due_at: datetime | None = None,
+        parent_key: str | None = None,
+        started_by_step: str | None = None,
+        flow_run_id: str | None = None,
+        idempotency_key: str | None = None,
+        opened_at: datetime | None = None,
+        status: str = CASE_OPEN,
+        actor: str = SYSTEM_ACTOR,
+    ) -> CaseRecord:
+        """Open a case under the next key for ``key_prefix`` (ISS-0001, ISS-0002, ...).
+
+        Replay-safe: when a case with ``idempotency_key`` (checked first) or
+        ``flow_run_id`` exists, that case is returned and nothing is written.
+        Writes the audit event ``case.opened``.
+
+        Args:
+            process: the process id.
+            version: the definition's version.
+            definition_hash: hash of the definition the case runs.
+            key_prefix: the process's ``key``, such as ``ISS``.
+            title: the case title.
+            inputs: the start form's values (JSON).
+            due_at: the whole-case deadline (``sla.due``).
+            parent_key: the case whose ``start`` step opened this one.
+            started_by_step: that ``start`` step's id.
+            flow_run_id: the Prefect flow run driving the case.
+            idempotency_key: makes a replayed ``start`` step find its case again.
+            opened_at: when; now by default.
+            status: the first status.
+            actor: who opened it, for the audit.
+
+        Raises:
+            NotFoundError: ``parent_key`` names no case.
+            ValueError: a bad key prefix or a naive datetime.
+        """
+        opened = require_utc(opened_at, "opened_at") if opened_at else utc_now()
+        check_json(dict(inputs), f"inputs of a {process} case")
+        due = require_utc(due_at, "due_at") if due_at else None
+        existing = self._existing_case(idempotency_key, flow_run_id)
+        if existing is not None:
+            return existing
+        try:
+            with self._write() as session:
+                found = _find_case(session, idempotency_key, flow_run_id)
+                if found is not None:
+                    return case_record(session, found)
+                parent = case_row(session, parent_key) if parent_key else None
+                row = Case(
+                    key=allocate_key(session, key_prefix),
+                    process=process,
+                    version=version,
+                    definition_hash=definition_hash,
+                    title=title,
+                    status=status,
+                    outcome=None,
+                    inputs=dict(inputs),
+                    fields={},
+                    current_step=None,
+                    opened_at=opened,
+                    due_at=due,
+                    parent_case_id=parent.id if parent else None,
+                    started_by_step=started_by_step,
+                    flow_run_id=flow_run_id,
+                    idempotency_key=idempotency_key,
+                )
+                session.add(row)
+                session.flush()
+                add_audit(session, row.id, "case.opened", actor, opened, after=case_snapshot(row))
+                return to_case_record(row, parent.key if parent else None)
+        except RegisterError as error:
+            if not isinstance(error.__cause__, IntegrityError):
+                raise
+            # A concurrent open with the same idempotency key or flow run committed first.
+            existing = self._existing_case(idempotency_key, flow_run_id)
+            if existing is None:
+                raise
+            return existing
+
+    def case(self, key: str) -> CaseRecord:
+        """The case ``key``.
+
+        Raises:
+            NotFoundError: no such case.
+        """
+        with self._read() as session:
+            return case_record(session, case_row(session, key))
+
+    def case_for_run(self, flow_run_id: str) -> CaseRecord | None:
+        """The case a Prefect flow run drives, or ``None``."""
+        with self._read() as session:
+            row = session.scalars(select(Case).where(Case.flow_run_id == flow_run_id)).first()
+            return case_record(session, row) if row else None
+
+    def cases(
+        self,
+        status: str | None = None,
+        process: str | None = None,
+        *,
+        assignee: str | None = None,
+        open_only: bool = False,
+        limit: int = 100,
+    ) -> list[CaseRecord]:
+        """Cases, newest first (``aftercare cases``).
+
+        Args:
+            status: only cases in this status.
+            process: only cases of this process.
+            assignee: only cases with an open step assigned to this person or role.
+            open_only: only cases not closed.
+            limit: at most this many.
+        """
+        statement = case_select()
+        if status is not None:
+            statement = statement.where(Case.status == status)
+        if process is not None:
+            statement = statement.where(Case.process == process)
+        if open_only:
+            statement = statement.where(Case.closed_at.is_(None))
+        if assignee is not None:
+            statement = statement.where(
+                select(StepRun.id)
+                .where(
+                    StepRun.case_id == Case.id,
+                    StepRun.assignee == assignee,
+                    StepRun.status.in_(OPEN_STEP_STATUSES),
+                )
+                .exists()
+            )
+        statement = statement.order_by(Case.id.desc()).limit(limit)
+        with self._read() as session:
+            return case_records(session, statement)
+
+    def update_case(
+        self,
+        key: str,
+        *,
+        status: str | None = None,
+        current_step: str | None | Unset = UNSET,
+        fields: Mapping[str, Any] | None = None,
+        due_at: datetime | None | Unset = UNSET,
+        actor: str = SYSTEM_ACTOR,
+        at: datetime | None = None,
+    ) -> CaseRecord:
+        """Change a case; writes ``case.updated`` with before/after when anything changed.
+
+        Args:
+            key: the case.
+            status: the new status.
+            current_step: the step the case is at (``None`` clears it).
+            fields: values merged into the case's fields (``record`` steps).
+            due_at: a new deadline (``None`` clears it); a new deadline may be escalated again.
+            actor: who, for the audit.
+            at: when; now by default.
+
+        Raises:
+            NotFoundError: no such case.
+        """
+        when = require_utc(at, "at") if at else utc_now()
+        check_json(dict(fields or {}), f"fields of {key}")
+        with self._write() as session:
+            row = case_row(session, key, lock=True)
+            before = case_snapshot(row)
+            if status is not None:
+                row.status = status
+            if not isinstance(current_step, Unset):
+                row.current_step = current_step
+            if fields:
+                row.fields = {**row.fields, **fields}
+            if not isinstance(due_at, Unset):
+                new_due = require_utc(due_at, "due_at") if due_at else None
+                if new_due != row.due_at:
+                    row.due_at, row.escalated_at = new_due, None
+            after = case_snapshot(row)
+            if after != before:
+                changed = [k for k in after if after[k] != before[k]]
+                add_audit(
+                    session,
+                    row.id,
+                    "case.updated",
+                    actor,
+                    when,
+                    before={k: before[k] for k in changed},
+                    after={k: after[k] for k in changed},
+                )
+            return case_record(session, row)
+
+    def close_case(
+        self,
+        key: str,
+        outcome: str,
+        status: str = CASE_CLOSED,
+        *,
+        at: datetime | None = None,
+        actor: str = SYSTEM_ACTOR,
+    ) -> CaseRecord:
+        """Close a case with its outcome; closing a closed case returns it unchanged.
+
+        Args:
+            key: the case.
+            outcome: the ``end`` step's outcome (``resolved``, ``rejected``, ...).
+            status: the final status.
+            at: when; now by default.
+            actor: who, for the audit.
+
+        Raises:
+            NotFoundError: no such case.
+        """
+        when = require_utc(at, "at") if at else utc_now()
+        with self._write() as session:
+            row = case_row(session, key, lock=True)
+            if row.closed_at is not None:
+                return case_record(session, row)
+            before = case_snapshot(row)
+            row.status, row.outcome, row.closed_at, row.current_step = status, outcome, when, None
+            after = case_snapshot(row)
+            add_audit(session, row.id, "case.closed", actor, when, before=before, after=after)
+            return case_record(session, row)
+
+    def overdue_cases(self, now: datetime, *, limit: int = 1000) -> list[CaseRecord]:
+        """Open cases whose SLA ``due_at`` passed and whose breach is not escalated yet."""
+        now = require_utc(now, "now")
+        statement = (
+            case_select()
+            .where(Case.closed_at.is_(None), Case.due_at <= now, Case.escalated_at.is_(None))
+            .order_by(Case.due_at, Case.id)
+            .limit(limit)
+        )
+        with self._read() as session:
+            return case_records(session, statement)
+
+    def mark_case_escalated(self, key: str, at: datetime, *, actor: str = SYSTEM_ACTOR) -> bool:
+        """Mark a case's SLA breach escalated; True only for the first caller.
+
+        Raises:
+            NotFoundError: no such case.
+        """
+        at = require_utc(at, "at")
+        with self._write() as session:
+            case = case_row(session, key)
+            marked = session.execute(
+                update(Case)
+                .where(Case.id == case.id, Case.escalated_at.is_(None), Case.closed_at.is_(None))
+                .values(escalated_at=at)
+                .returning(Case.id)
+            ).scalar_one_or_none()
+            if marked is None:
+                return False
+            detail = "the case passed its SLA due time"
+            add_audit(session, case.id, "case.escalated", actor, at, detail=detail)
+            return True
+
+    def _existing_case(
+        self, idempotency_key: str | None, flow_run_id: str | None
+    ) -> CaseRecord | None:
+        if idempotency_key is None and flow_run_id is None:
+            return None
+        with self._read() as session:
+            row = _find_case(session, idempotency_key, flow_run_id)
+            return case_record(session, row) if row else None
+
+
+def _find_case(
+    session: Session, idempotency_key: str | None, flow_run_id: str | None
+) -> Case | None:
+    if idempotency_key is not None:
+        row = session.scalars(select(Case).where(Case.idempotency_key == idempotency_key)).first()
+        if row is not None:
+            return row
+    if flow_run_id is not None:
+        return session.scalars(select(Case).where(Case.flow_run_id == flow_run_id)).first()
+    return None
+

@@ -1,0 +1,48 @@
+"""The Register: the runtime's replay-safe API over cases, steps, answers, outbox and audit."""
+
+from __future__ import annotations
+
+from .answers import AnswerStore
+from .cases import CaseStore
+from .dashboard import Dashboard
+from .definitions import DefinitionStore
+from .history import History
+from .outbox import Outbox
+from .steps import StepStore
+
+
+class Register(CaseStore, StepStore, AnswerStore, Outbox, History, Dashboard, DefinitionStore):
+    """Every case, step, answer, message and audit event, on SQLite or PostgreSQL.
+
+    Each method runs in its own transaction and returns frozen records, never ORM
+    rows. Writes the runtime repeats on a replay are idempotent: opening a case
+    with the same idempotency key or flow run, beginning or completing the same
+    step visit, enqueueing the same message key, closing a closed case, all
+    return what the first call stored and write nothing.
+
+    One Register may be shared by every thread of a process: each call opens its
+    own session, and engines are cached per URL. The schema is migrated on first
+    use (once per process and URL). Its parts:
+
+    - cases (:class:`CaseStore`): ``open_case``, ``case``, ``case_for_run``,
+      ``cases``, ``update_case``, ``close_case``, ``overdue_cases``,
+      ``mark_case_escalated``;
+    - steps (:class:`StepStore`): ``begin_step``, ``update_step``,
+      ``complete_step``, ``step_run``, ``step_runs``, ``open_steps``,
+      ``overdue_steps``, ``mark_escalated``;
+    - answers (:class:`AnswerStore`): ``answer``, ``answers``;
+    - outbox (:class:`Outbox`): ``enqueue``, ``due_messages``, ``claim_message``,
+      ``mark_delivered``, ``mark_attempt_failed``, ``messages``, ``reset_failed``;
+    - history (:class:`History`): ``audit``, ``audit_events``, ``timeline``;
+    - dashboard (:class:`Dashboard`): ``open_cases_by_status_and_process``,
+      ``cycle_time_by_process`` (and ``overdue_steps``);
+    - definitions (:class:`DefinitionStore`): ``save_definition``,
+      ``definition_text``, ``attach_run``.
+
+    Args:
+        url: a SQLAlchemy URL (``sqlite:///path``, ``postgresql+psycopg://...``);
+            ``None`` means ``AFTERCARE_DATABASE_URL`` or a SQLite file in the
+            user's data directory.
+        migrate: run migrations on first use; pass False to require an explicit
+            :meth:`migrate` (``aftercare db upgrade``).
+    """

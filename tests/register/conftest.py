@@ -1,0 +1,128 @@
+"""Fixtures: a fresh register on a SQLite file and on a fresh PostgreSQL database."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from aftercare.engine.register import CaseRecord, Register, dispose, engine_for, upgrade
+
+# The real server of the test machine; unreachable means failing tests, never skipped ones.
+PG_ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=5"
+PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+
+T0 = datetime(2025, 3, 1, 9, 0, tzinfo=timezone.utc)
+TABLES = (
+    "audit_events",
+    "notifications",
+    "approvals",
+    "step_runs",
+    "key_counters",
+    "cases",
+    "definitions",
+)
+
+
+def create_pg_database() -> str:
+    """Create an empty database with a random name; return its name."""
+    name = f"aftercare_test_{secrets.token_hex(6)}"
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return name
+
+
+def drop_pg_database(name: str) -> None:
+    """Terminate the database's connections and drop it."""
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = %s AND pid <> pg_backend_pid()",
+            (name,),
+        )
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="session")
+def pg_shared_url() -> Iterator[str]:
+    """One migrated PostgreSQL database for the session, dropped at its end."""
+    name = create_pg_database()
+    url = PG_URL.format(name=name)
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        dispose(url)
+        drop_pg_database(name)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of an empty, never migrated database on each backend."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'register.db'}"
+        yield url
+        dispose(url)
+        return
+    name = create_pg_database()
+    url = PG_URL.format(name=name)
+    try:
+        yield url
+    finally:
+        dispose(url)
+        drop_pg_database(name)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def register_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of an empty register on each backend.
+
+    SQLite gets a new file, migrated on first use. PostgreSQL shares the session's
+    database, emptied before each test: creating a database costs ~0.3 s, which
+    over every test would dominate the suite (migrations are tested on fresh
+    databases through ``fresh_url``).
+    """
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'register.db'}"
+        yield url
+        dispose(url)
+        return
+    url = request.getfixturevalue("pg_shared_url")
+    with engine_for(url).begin() as connection:
+        for table in TABLES:  # children first; DELETE is far quicker than TRUNCATE here
+            connection.exec_driver_sql(f"DELETE FROM {table}")
+    yield url
+
+
+@pytest.fixture
+def register(register_url: str) -> Iterator[Register]:
+    """A Register on a fresh database (migrated on first use)."""
+    reg = Register(register_url)
+    yield reg
+    reg.close()
+
+
+@pytest.fixture
+def open_case(register: Register) -> Callable[..., CaseRecord]:
+    """Open an issue case with sensible defaults; keyword arguments override them."""
+
+    def _open(**overrides: Any) -> CaseRecord:
+        arguments: dict[str, Any] = {
+            "process": "issue-resolution",
+            "version": 1,
+            "definition_hash": "sha256:abc",
+            "key_prefix": "ISS",
+            "title": "Printer jams",
+            "inputs": {"title": "Printer jams", "severity": "high"},
+            "opened_at": T0,
+        }
+        arguments.update(overrides)
+        return register.open_case(**arguments)
+
+    return _open
