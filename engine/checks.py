@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
@@ -30,7 +31,7 @@ from .spec import (
 from .suggest import did_you_mean
 from .team import TeamSpec
 from .values import coerce
-from .yaml_source import PathKey, SourceDocument
+from .yaml_source import PathKey, SourceDocument, format_path
 
 HUMAN_OUTPUTS = frozenset({"decision", "comment", "by", "approved_by", "rejected_by", "answered_at", "answers", "visit"})
 CHECKLIST_OUTPUTS = frozenset({"score", "passed", "failed", "failed_items", "items"})
@@ -41,7 +42,7 @@ AUTOMATIC_OUTPUTS: dict[str, frozenset[str]] = {
     "wait": frozenset({"until", "fired_at"}),
     "end": frozenset({"outcome"}),
 }
-NOTIFICATION_NAMES = frozenset({"recipient", "step", "links", "answer_command", "message", "reason"})
+NOTIFICATION_NAMES = frozenset({"recipient", "step", "links", "answer_command", "message", "reason", "subject"})
 SCOPE_ROOTS = frozenset({"inputs", "case", "now", "steps"})
 
 
@@ -67,27 +68,31 @@ class DefinitionChecker:
 
     def run(self) -> list[Problem]:
         """Every problem of the definition (empty when it is sound)."""
-        self._unique_ids()
+        unique = self._unique_ids()
         self._jump_targets()
-        self._reachability_and_loops()
+        if unique:  # with two steps of one id, "the step below" and every jump are ambiguous
+            self._reachability_and_loops()
         self._inputs_and_schedule()
         for index, step in enumerate(self.spec.steps):
             self._step(("steps", index), step)
-        return self.problems
+        return sorted(self.problems, key=lambda p: (p.line, p.column, p.path))  # in the order of the file
 
     def _add(self, path: PathKey, message: str, *, key: bool = False) -> None:
         self.problems.append(self.document.problem(path, message, key=key))
 
     # --- structure ---------------------------------------------------------------
 
-    def _unique_ids(self) -> None:
+    def _unique_ids(self) -> bool:
         seen: dict[str, int] = {}
+        unique = True
         for index, step in enumerate(self.spec.steps):
             if step.id in seen:
                 self._add(("steps", index, "id"), f"duplicate step id {step.id!r}; steps[{seen[step.id]}] has it already")
+                unique = False
             else:
                 seen[step.id] = index
         self.step_path = {step_id: ("steps", index) for step_id, index in seen.items()}
+        return unique
 
     def _targets(self, step: StepSpec) -> Iterator[tuple[PathKey, str]]:
         if step.next:
@@ -107,15 +112,25 @@ class DefinitionChecker:
         for index, step in enumerate(self.spec.steps):
             for where, target in self._targets(step):
                 if target not in self.step_path:
-                    field_name = ".".join(str(p) for p in where)
+                    field_name = format_path(where)
                     self._add(("steps", index, *where), f"unknown step {target!r} in {field_name}{did_you_mean(target, self.step_path)}")
 
     def _graph(self) -> dict[str, list[str | None]]:
+        """Step id -> the steps it may go to (None: the case ends).
+
+        A misspelt target counts as the step it was meant to be, and one with no near
+        name as a way out, so one typo is reported once, not again as an unreachable
+        step or a loop with no exit.
+        """
         graph: dict[str, list[str | None]] = {}
         for step in self.spec.steps:
             targets = [exit_.target for exit_ in router.exits(self.spec, step)]
-            graph[step.id] = [t for t in targets if t is None or t in self.step_path]
+            graph[step.id] = [t if t is None or t in self.step_path else self._meant(t) for t in targets]
         return graph
+
+    def _meant(self, target: str) -> str | None:
+        close = difflib.get_close_matches(target, list(self.step_path), n=1, cutoff=0.6)
+        return close[0] if close else None
 
     def _reachability_and_loops(self) -> None:
         graph = self._graph()
@@ -222,8 +237,10 @@ class DefinitionChecker:
     def _human(self, path: PathKey, step: ApprovalStep | FormStep | ChecklistStep) -> None:
         for name, field in step.form.items():
             self._field((*path, "form", name), name, field)
+        before = len(self.problems)
         eligible = self._references((*path, "assignee"), step.assignees, people_only=True)
-        if isinstance(step, ApprovalStep) and eligible is not None and len(eligible) < step.quorum:
+        eligible_known = len(self.problems) == before  # an unknown role already said why nobody is eligible
+        if isinstance(step, ApprovalStep) and eligible is not None and len(eligible) < step.quorum and eligible_known:
             self._add((*path, "quorum"), f"quorum {step.quorum} needs {step.quorum} distinct eligible people, but the assignee names only {len(eligible)} ({', '.join(eligible)})")
         if step.escalate_to is not None:
             refs = (step.escalate_to,) if isinstance(step.escalate_to, str) else step.escalate_to
@@ -257,11 +274,11 @@ class DefinitionChecker:
                 continue
             if kind == "role":
                 if name not in self.team.roles:
-                    self._add(where, f"unknown role {name!r}{did_you_mean(name, self.team.roles)}")
+                    self._add(where, f"unknown role {name!r}{_hint(name, self.team.roles, 'roles')}")
                 else:
                     people.extend(self.team.roles[name].members)
             elif name not in self.team.people:
-                self._add(where, f"unknown person {name!r}{did_you_mean(name, self.team.people)}")
+                self._add(where, f"unknown person {name!r}{_hint(name, self.team.people, 'people')}")
             else:
                 people.append(name)
         return list(dict.fromkeys(people)) if static else None
@@ -317,7 +334,7 @@ class DefinitionChecker:
                 self._template((*path, "template"), self.templates[step.template], in_template=step.template)
 
     def _start(self, path: PathKey, step: StartStep) -> None:
-        extra = frozenset()
+        extra: frozenset[str] = frozenset()
         if step.for_each is not None:
             self._template((*path, "for_each"), step.for_each)
             extra = frozenset({"item"})
@@ -351,10 +368,23 @@ class DefinitionChecker:
         try:
             uses = expressions.names_used(source, expression=expression)
         except TemplateSyntaxError as error:
-            self._add(path, f"{'expression' if expression else 'template'}{where} does not parse: {error.message}")
+            reason = str(error.message or error)
+            if expression:  # the expression is parsed inside {{ }}; say so in its own terms
+                reason = reason.replace("'end of print statement'", "end of the expression")
+            self._add(path, f"{'expression' if expression else 'template'}{where} does not parse: {reason}")
             return
         known_extra = extra | (NOTIFICATION_NAMES if in_template else frozenset())
+        subtracted: set[str] = set()
+        for names, attributes in expressions.hyphen_subtractions(source, expression=expression):
+            step_id = "-".join(names)
+            if step_id in self.step_path and not subtracted & set(names):
+                subtracted.update(names)
+                written = step_id + "".join(f".{name}" for name in attributes)
+                right = f"steps[{step_id!r}]" + "".join(f".{name}" for name in attributes)
+                self._add(path, f"{written!r} reads as a subtraction ({' - '.join(names)}); write {right}{where}")
         for use in uses:
+            if use.root in subtracted:
+                continue
             message = self._name_problem(use.root, use.path, known_extra)
             if message:
                 self._add(path, message + where)
@@ -400,6 +430,14 @@ class DefinitionChecker:
         if name in outputs:
             return None
         return f"step {step_id!r} has no field {name!r}{did_you_mean(name, outputs)}; it has {', '.join(sorted(outputs))}"
+
+
+def _hint(name: str, known: Mapping[str, Any], what: str) -> str:
+    """A "did you mean", else the known names when they are few enough to read."""
+    close = did_you_mean(name, known)
+    if close or not known or len(known) > 12:
+        return close
+    return f"; team.yaml has {what} {', '.join(sorted(known))}"
 
 
 def _strongly_connected(graph: Mapping[str, list[str | None]]) -> list[set[str]]:

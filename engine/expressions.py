@@ -56,8 +56,24 @@ def syntax_error(source: str, *, expression: bool = False) -> str | None:
 
 
 def names_used(source: str, *, expression: bool = False) -> list[NameUse]:
-    """Every free name a template or expression reads, with the attribute path after it."""
+    """Every free name a template or expression reads, with the attribute path after it.
+
+    Raises:
+        TemplateSyntaxError: the source does not parse.
+    """
+    return list(_analysed(source, expression)[0])
+
+
+@lru_cache(maxsize=8192)
+def _analysed(
+    source: str, expression: bool
+) -> tuple[tuple[NameUse, ...], tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]]:
+    """One parse per distinct source: the names it uses and its hyphen subtractions (the checks ask for both)."""
     tree = parse(source, expression=expression)
+    return tuple(_names_in(tree)), tuple(_subtractions_in(tree))
+
+
+def _names_in(tree: nodes.Template | nodes.Expr) -> list[NameUse]:
     stored = {node.name for node in tree.find_all(nodes.Name) if node.ctx in ("store", "param")}
     uses: list[NameUse] = []
     claimed: set[int] = set()
@@ -76,6 +92,45 @@ def names_used(source: str, *, expression: bool = False) -> list[NameUse]:
         if name_node.ctx == "load" and id(name_node) not in claimed and name_node.name not in stored:
             uses.append(NameUse(name_node.name, (), name_node.lineno))
     return uses
+
+
+def hyphen_subtractions(source: str, *, expression: bool = False) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
+    """Names joined by ``-`` that may mean a hyphenated step id.
+
+    Jinja reads ``peer-review.by`` as ``peer - review.by``; this returns
+    ``(("peer", "review"), ("by",))`` for it, once for each run of two or more
+    names, so the checks can point at ``steps['peer-review'].by``.
+
+    Raises:
+        TemplateSyntaxError: the source does not parse.
+    """
+    return list(_analysed(source, expression)[1])
+
+
+def _subtractions_in(tree: nodes.Template | nodes.Expr) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
+    inner = {id(node.left) for node in tree.find_all(nodes.Sub) if isinstance(node.left, nodes.Sub)}
+    found: list[tuple[tuple[str, ...], tuple[str, ...]]] = []
+    for node in tree.find_all(nodes.Sub):
+        if id(node) in inner:
+            continue
+        operands: list[nodes.Node] = []
+        current: nodes.Node = node
+        while isinstance(current, nodes.Sub):
+            operands.insert(0, current.right)
+            current = current.left
+        operands.insert(0, current)
+        names: list[str] = []
+        for operand in operands:
+            if isinstance(operand, nodes.Name) and operand.ctx == "load":
+                names.append(operand.name)
+                if len(names) > 1:
+                    found.append((tuple(names), ()))
+                continue
+            chain = _chain(operand)
+            if chain is not None and names:
+                found.append(((*names, chain[0]), chain[1]))
+            break
+    return found
 
 
 def _chain(node: nodes.Node) -> tuple[str, tuple[str, ...], nodes.Name] | None:
@@ -112,6 +167,8 @@ def render(source: str, scope: dict[str, Any]) -> str:
     try:
         return str(_compiled_template(source).render(scope))
     except TemplateError as error:
+        raise StepError(f"template {source!r} failed: {error}") from error
+    except (TypeError, ValueError, ArithmeticError, LookupError) as error:  # 1/0, the sandbox's range limit, ...
         raise StepError(f"template {source!r} failed: {error}") from error
 
 

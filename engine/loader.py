@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -55,21 +56,77 @@ class Library:
 
 def shape_problems(document: SourceDocument, model: type[BaseModel], error: ValidationError) -> list[Problem]:
     """Turn pydantic's errors into problems that point at the YAML."""
-    problems: list[Problem] = []
-    seen: set[tuple[PathKey, str]] = set()
-    for item in error.errors(include_url=False):
-        path, message, at_key = _explain(document, model, item)
-        if (path, message) in seen:
+    items = error.errors(include_url=False)
+    locs = [tuple(item["loc"]) for item in items]
+    explained: list[tuple[PathKey, str, bool]] = []
+    for item in items:
+        loc = tuple(item["loc"])
+        if item["type"] == "too_short" and any(len(other) > len(loc) and other[: len(loc)] == loc for other in locs):
+            continue  # "0 items after validation" only repeats that its items are wrong
+        explained.append(_explain(document, model, item))
+    # a misspelt field is one problem, not also "missing required field" of its right spelling
+    suggested = {(path[:-1], _suggestion(message)) for path, message, at_key in explained if at_key}
+    by_path: dict[tuple[PathKey, bool], list[str]] = {}
+    for path, message, at_key in explained:
+        if message.startswith("missing required field") and (path, message.split("'")[1]) in suggested:
             continue
-        seen.add((path, message))
-        problems.append(document.problem(path, message, key=at_key))
+        messages = by_path.setdefault((path, at_key), [])
+        if message not in messages:
+            messages.append(message)
+    problems: list[Problem] = []
+    for (path, at_key), messages in by_path.items():
+        for message in _merge_alternatives(messages):
+            problems.append(document.problem(path, message, key=at_key))
     return problems
+
+
+def _suggestion(message: str) -> str | None:
+    found = re.search(r"did you mean '([^']*)'\?", message)
+    return found.group(1) if found else None
+
+
+def _merge_alternatives(messages: list[str]) -> list[str]:
+    """``expected text (got 5)`` and ``expected a list (got 5)`` from a union become one message."""
+    expected = [m for m in messages if m.startswith("expected ") and " (got " in m]
+    if len(expected) < 2:
+        return messages
+    got = expected[0][expected[0].index(" (got ") :]
+    kinds = [m[len("expected ") : m.index(" (got ")] for m in expected]
+    merged = f"expected {' or '.join(dict.fromkeys(kinds))}{got}"
+    return [merged, *(m for m in messages if m not in expected)]
+
+
+_PATTERNS = {
+    spec_module.KEBAB: "kebab-case: lower-case letters and digits in words joined by '-', such as issue-resolution",
+    spec_module.IDENTIFIER: "an identifier: a lower-case letter, then lower-case letters, digits, '_' or '-', such as tell-reporter",
+    r"^[A-Z][A-Z0-9]{1,7}$": "a case key prefix: 2 to 8 upper-case letters or digits, starting with a letter, such as ISS",
+}
+
+_PLAIN_MESSAGES = {
+    "dict_type": "expected a mapping",
+    "model_type": "expected a mapping",
+    "model_attributes_type": "expected a mapping",
+    "list_type": "expected a list",
+    "tuple_type": "expected a list",
+    "string_type": "expected text",
+    "int_type": "expected a whole number",
+    "int_parsing": "expected a whole number",
+    "int_from_float": "expected a whole number",
+    "float_type": "expected a number",
+    "float_parsing": "expected a number",
+    "bool_type": "expected true or false",
+    "bool_parsing": "expected true or false",
+}
 
 
 def _explain(document: SourceDocument, model: type[BaseModel], item: Any) -> tuple[PathKey, str, bool]:
     loc = tuple(item["loc"])
-    path = _data_path(document.data, loc)
     kind = item["type"]
+    if kind == "invalid_key" or (loc and loc[-1] == "[key]"):
+        # a number, date or list used as a mapping key
+        key_loc = loc[:-1] if loc[-1] == "[key]" else loc
+        return _data_path(document.data, key_loc), f"a key must be text, got {item.get('input')!r}; quote it", True
+    path = _data_path(document.data, loc)
     if kind == "extra_forbidden":
         owner = _model_at(model, document.data, path[:-1])
         allowed = sorted(owner.model_fields) if owner else []
@@ -88,7 +145,12 @@ def _explain(document: SourceDocument, model: type[BaseModel], item: Any) -> tup
     if kind == "literal_error" and loc and loc[-1] == "type":
         message = f"unknown type {value!r}{did_you_mean(str(value), spec_module.FIELD_TYPES)}; allowed: {', '.join(spec_module.FIELD_TYPES)}"
     elif kind == "string_pattern_mismatch":
-        message = f"{value!r} does not match the pattern {item['ctx']['pattern']}"
+        pattern = item["ctx"]["pattern"]
+        described = _PATTERNS.get(pattern)
+        message = f"{value!r} is not {described} (pattern {pattern})" if described else f"{value!r} does not match the pattern {pattern}"
+    elif kind in _PLAIN_MESSAGES:
+        shown = repr(value)
+        message = f"{_PLAIN_MESSAGES[kind]} (got {shown if len(shown) <= 60 else shown[:57] + '...'})"
     elif not isinstance(value, (dict, list)) and kind not in ("value_error", "assertion_error"):
         message = f"{message} (got {value!r})"
     return path, message, False
@@ -109,7 +171,11 @@ def _data_path(data: Any, loc: tuple[Any, ...]) -> PathKey:
     """Drop pydantic's own loc parts (union tags, 'function-after', ...) that are not in the data."""
     path: list[str | int] = []
     node = data
+    tag_skipped: Any = None
     for part in loc:
+        if isinstance(node, dict) and part == node.get("type") and tag_skipped is not node:
+            tag_skipped = node  # the discriminated union's tag comes right after the step itself
+            continue
         if isinstance(node, dict) and part in node:
             path.append(part)
             node = node[part]
@@ -127,7 +193,10 @@ def _model_at(model: type[BaseModel], data: Any, path: PathKey) -> type[BaseMode
     current: Any = model
     node = data
     for part in path:
-        node = node[part] if isinstance(node, (dict, list)) else None
+        if isinstance(node, dict):
+            node = node.get(part)
+        else:
+            node = node[part] if isinstance(node, list) and isinstance(part, int) and part < len(node) else None
         current = _descend(current, part, node)
         if current is None:
             return None
@@ -167,7 +236,8 @@ def _unwrap(annotation: Any, node: Any) -> Any:
 def validate_shape(document: SourceDocument, model: type[BaseModel]) -> Any:
     """First pass: pydantic checks the shape; all problems of the file at once."""
     if not isinstance(document.data, dict):
-        raise DefinitionError([document.problem((), f"expected a mapping at the top of the file, got {type(document.data).__name__}")])
+        got = {type(None): "nothing (the file is empty)", list: "a list", str: "text"}.get(type(document.data), type(document.data).__name__)
+        raise DefinitionError([document.problem((), f"expected a mapping at the top of the file, got {got}")])
     try:
         return model.model_validate(document.data)
     except ValidationError as error:

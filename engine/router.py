@@ -180,14 +180,16 @@ def accept_answer(
         chosen = "submit"
     form_fields = dict(step.form)
     given = dict(fields)
+    verdicts: dict[str, bool] | None = None
     if isinstance(step, ChecklistStep):
-        given = _checklist_values(step, given)
+        # the item verdicts are not form fields: take them out before the form is checked
+        verdicts = _checklist_values(step, given).pop("items")
     try:
         values = coerce_all(form_fields, given, people, what="field") if form_fields or given else {}
     except ValueError as error:
         raise AnswerError(f"step {step.id!r}: {error}") from None
-    if isinstance(step, ChecklistStep):
-        values["items"] = given["items"]
+    if verdicts is not None:
+        values["items"] = verdicts
     return Answer(by=by, decision=chosen, comment=comment or "", fields=values, answered_at=answered_at)
 
 

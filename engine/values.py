@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime, timezone
 from typing import Any
@@ -40,7 +41,7 @@ def coerce(field: FieldSpec, value: Any, people: Iterable[str] = ()) -> Any:
             number = float(value) if not isinstance(value, bool) else None
         except (TypeError, ValueError):
             number = None
-        if number is None:
+        if number is None or not math.isfinite(number):  # nan and inf fit no form, no JSON column
             raise ValueError(f"expected a number, got {value!r}")
         _check_range(field, number)
         return int(number) if isinstance(value, int) else number

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.nodes import MappingNode, SequenceNode
 
 from .errors import DefinitionError, Problem
 
@@ -72,16 +75,59 @@ def parse_yaml(text: str, file: str) -> SourceDocument:
     try:
         root = _yaml().load(text)
     except MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        message = " ".join(str(part) for part in (error.context, error.problem) if part)
-        raise DefinitionError([Problem(file, line, column, "", f"invalid YAML: {message}")]) from error
+        raise DefinitionError([_syntax_problem(text, file, error)]) from error
     except YAMLError as error:
         raise DefinitionError([Problem(file, 1, 1, "", f"invalid YAML: {error}")]) from error
     document = SourceDocument(file=file, data=None)
-    document.positions[()] = (1, 1)
+    lc = getattr(root, "lc", None)
+    # the top mapping starts at its first key, below any leading comments
+    document.positions[()] = (lc.line + 1, lc.col + 1) if lc is not None and lc.line is not None else (1, 1)
     document.data = _plain(root, (), document)
     return document
+
+
+def _syntax_problem(text: str, file: str, error: MarkedYAMLError) -> Problem:
+    """A YAML error as a problem: where it was found, and where the construct it broke began."""
+    mark = error.problem_mark or error.context_mark
+    line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    duplicate = re.match(r'found duplicate key "(.*)" with value "(.*)" \(original value: "(.*)"\)', str(error.problem or ""), re.DOTALL)
+    if isinstance(error, DuplicateKeyError) and duplicate:
+        key, _, original = duplicate.groups()
+        found = _mapping_at(text, error.context_mark)
+        where = format_path((*found[0], key)) if found else ""
+        first = next((k.start_mark.line + 1 for k, _ in found[1].value if str(k.value) == key), None) if found else None
+        said = f"line {first} has it already" if first else f"first given as {original!r}"
+        return Problem(file, line, column, where, f"duplicate key {key!r}: {said}; a key may appear only once in a mapping")
+    context = str(error.context or "")
+    start = error.context_mark
+    if context and start is not None and mark is not None and (start.line, start.column) != (mark.line, mark.column):
+        context += f" (begun at line {start.line + 1}, column {start.column + 1})"
+    message = ": ".join(part for part in (context, str(error.problem or "")) if part)
+    if "'\\t'" in message:
+        message += "; indent with spaces, not tabs"
+    return Problem(file, line, column, "", f"invalid YAML: {message}")
+
+
+def _mapping_at(text: str, mark: Any) -> tuple[PathKey, MappingNode] | None:
+    """The field path and node of the mapping that starts at ``mark`` (None when it cannot be found)."""
+    if mark is None:
+        return None
+    try:
+        root = _yaml().compose(text)
+    except YAMLError:
+        return None
+    todo: list[tuple[Any, PathKey]] = [(root, ())]
+    while todo:
+        node, path = todo.pop()
+        if node is None:
+            continue
+        if (node.start_mark.line, node.start_mark.column) == (mark.line, mark.column) and isinstance(node, MappingNode):
+            return path, node
+        if isinstance(node, MappingNode):
+            todo.extend((value, (*path, str(key.value))) for key, value in node.value)
+        elif isinstance(node, SequenceNode):
+            todo.extend((item, (*path, index)) for index, item in enumerate(node.value))
+    return None
 
 
 def read_yaml(path: Path, display: str | None = None) -> SourceDocument:
