@@ -1,0 +1,80 @@
+"""Notifications: message templates, channels (SMTP, Apprise, console), the outbox and its delivery, deadlines.
+
+The runtime (``flows/``) calls, per case:
+
+* a ``notify`` step: :func:`notify_messages` -> ``Register.complete_step(...,
+  messages=[m.draft() for m in msgs])`` and :func:`notify_result` as the step's result;
+* a human step begins: :func:`waiting_messages` -> :func:`enqueue`;
+* a case opens / closes: :func:`case_opened_messages` / :func:`case_closed_messages` -> :func:`enqueue`;
+
+and, on a schedule and right after steps that queued messages:
+
+* :func:`deliver_pending` (sends, retries with backoff, never raises for a channel);
+* :func:`escalate_overdue` and :func:`send_reminders` (deadlines, once per breach).
+
+Channels per person and per role are described in :mod:`.addressing` (a role's own
+channels are told once for the role, in addition to its members), channel URLs,
+``${VAR}`` and ``${prefect-secret:BLOCK}`` in :mod:`.channels`, template files and
+their names in :mod:`.rendering`, the names templates see in :mod:`.outbox`.
+This package imports ``aftercare.engine`` and Apprise, never ``aftercare.flows``, and
+Prefect only inside :func:`.channels.read_prefect_secret`.
+"""
+
+from .addressing import Target, targets
+from .channels import ChannelError, ChannelRouter, PermanentChannelError, SmtpSettings, expand, message_format
+from .delivery import DeliveryReport, RetryPolicy, deliver_pending
+from .escalation import Definition, EscalationReport, ReminderReport, case_scope, escalate_overdue, send_reminders
+from .links import answer_command, run_url, ui_url
+from .outbox import (
+    BUILTIN_MESSAGES,
+    OutboxMessage,
+    case_closed_messages,
+    case_escalation_messages,
+    case_opened_messages,
+    enqueue,
+    escalation_messages,
+    idempotency_key,
+    notify_messages,
+    notify_result,
+    reminder_messages,
+    waiting_messages,
+)
+from .rendering import MessageTemplates, RenderedMessage, template_sources
+
+__all__ = [
+    "BUILTIN_MESSAGES",
+    "ChannelError",
+    "ChannelRouter",
+    "Definition",
+    "DeliveryReport",
+    "EscalationReport",
+    "MessageTemplates",
+    "OutboxMessage",
+    "PermanentChannelError",
+    "ReminderReport",
+    "RenderedMessage",
+    "RetryPolicy",
+    "SmtpSettings",
+    "Target",
+    "answer_command",
+    "case_closed_messages",
+    "case_escalation_messages",
+    "case_opened_messages",
+    "case_scope",
+    "deliver_pending",
+    "enqueue",
+    "escalate_overdue",
+    "escalation_messages",
+    "expand",
+    "idempotency_key",
+    "message_format",
+    "notify_messages",
+    "notify_result",
+    "reminder_messages",
+    "run_url",
+    "send_reminders",
+    "targets",
+    "template_sources",
+    "ui_url",
+    "waiting_messages",
+]

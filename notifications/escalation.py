@@ -1,0 +1,305 @@
+"""Deadlines of waiting people: escalations when ``due`` or ``sla.due`` passes, reminders every ``remind_every``.
+
+The recurring system flow (in ``flows/``) calls :func:`escalate_overdue` and
+:func:`send_reminders` with the register, the definitions and the time; both write
+outbox messages and return a report, and neither sends anything itself
+(:func:`~aftercare.notifications.delivery.deliver_pending` does).
+
+Once per breach: the messages of a breach are written first, under keys that carry the
+deadline, then the breach is marked (``Register.mark_escalated``, True only for the
+first caller). A crash between the two leaves the breach unmarked and the next round
+writes the same keys again, which the outbox ignores; two escalators racing write
+each key once and one of them marks the breach. A new deadline is a new breach.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from aftercare.engine import expressions, router
+from aftercare.engine.case import CaseState
+from aftercare.engine.driver import HumanPlan
+from aftercare.engine.durations import parse_duration
+from aftercare.engine.errors import AftercareError
+from aftercare.engine.loader import Library
+from aftercare.engine.register import CaseRecord, Register, StepRunRecord
+from aftercare.engine.spec import HumanStepBase, ProcessSpec, is_human
+from aftercare.engine.team import TeamSpec
+
+from .links import run_url
+from .outbox import (
+    OutboxMessage,
+    assignee_references,
+    case_escalation_messages,
+    enqueue,
+    escalation_messages,
+    reminder_messages,
+)
+from .rendering import MessageTemplates
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Definition:
+    """What deadlines need of a case's definition: its spec, its team and its templates."""
+
+    spec: ProcessSpec
+    team: TeamSpec
+    templates: MessageTemplates | None = None
+
+
+DefinitionLookup = Callable[[CaseRecord], "Definition | None"]
+"""Finds the definition a case runs (None when it is gone)."""
+
+
+def definition_lookup(source: Library | DefinitionLookup) -> DefinitionLookup:
+    """A lookup from a loaded library (its templates folder included), or the lookup itself."""
+    if not isinstance(source, Library):
+        return source
+    library = source
+    templates = MessageTemplates.for_library(library)
+
+    def find(case: CaseRecord) -> Definition | None:
+        loaded = library.definitions.get(case.process)
+        if loaded is None:
+            return None
+        if loaded.spec.version != case.version:
+            log.debug("case %s runs %s v%s; using v%s for its deadlines", case.key, case.process, case.version, loaded.spec.version)
+        return Definition(loaded.spec, library.team, templates)
+
+    return find
+
+
+def case_scope(register: Register, case: CaseRecord, now: datetime, *, ui_url: str | None = None) -> dict[str, Any]:
+    """The scope a case's templates see, rebuilt from the register (inputs, fields, every step's latest result)."""
+    state = CaseState(
+        key=case.key,
+        process=case.process,
+        version=case.version,
+        title=case.title,
+        inputs=dict(case.inputs),
+        opened_at=case.opened_at,
+        due_at=case.due_at,
+        status=case.status,
+        outcome=case.outcome,
+        url=run_url(case.flow_run_id, ui_url),
+        parent=case.parent_key,
+        fields=dict(case.fields),
+    )
+    for run in register.step_runs(case.key):
+        if run.result is not None and run.visit >= state.visits.get(run.step_id, 0):
+            state.results[run.step_id] = dict(run.result)
+            state.visits[run.step_id] = run.visit
+    scope = state.scope(now)
+    scope["case"]["current_step"] = case.current_step
+    return scope
+
+
+def _render(source: str | None, scope: Mapping[str, Any], default: str) -> str:
+    if not source:
+        return default
+    try:
+        return expressions.render(source, dict(scope))
+    except AftercareError:
+        return source
+
+
+def _eligible(team: TeamSpec, scope: Mapping[str, Any], step: HumanStepBase, run: StepRunRecord) -> tuple[str, ...]:
+    """Who may answer: the step run's recorded assignee (``a,b`` or references), else the step's assignee now."""
+    if run.assignee:
+        people: list[str] = []
+        for item in run.assignee.split(","):
+            item = item.strip()
+            try:
+                found = team.members(item) if ":" in item else (item,)
+            except KeyError:
+                found = (item,)
+            people.extend(p for p in found if p not in people)
+        return tuple(people)
+    return router.eligible_people(step, team, scope)  # type: ignore[arg-type]
+
+
+def human_plan(team: TeamSpec, scope: Mapping[str, Any], step: HumanStepBase, run: StepRunRecord) -> HumanPlan:
+    """The ``HumanPlan`` of a waiting step run, rebuilt from the register and the step."""
+    escalate = step.escalate_to
+    references = (escalate,) if isinstance(escalate, str) else tuple(escalate or ())
+    return HumanPlan(
+        eligible=_eligible(team, scope, step, run),
+        title=_render(step.title, scope, step.id),
+        description=_render(step.description, scope, ""),
+        started_at=run.started_at,
+        due_at=run.due_at,
+        escalate_to=tuple(router.resolve_recipients(references, team, scope)),
+    )
+
+
+def _assignees(team: TeamSpec, scope: Mapping[str, Any], step: HumanStepBase, plan: HumanPlan) -> list[str]:
+    try:
+        return assignee_references(team, scope, step)
+    except AftercareError:
+        return [f"person:{p}" for p in plan.eligible]
+
+
+@dataclass
+class EscalationReport:
+    """What one deadline round did; steps as ``CASE/STEP#VISIT``."""
+
+    escalated: list[str] = field(default_factory=list)
+    already: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    cases: list[str] = field(default_factory=list)
+    messages: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ReminderReport:
+    """What one reminder round did; reminders as ``CASE/STEP#VISIT:N``."""
+
+    reminded: list[str] = field(default_factory=list)
+    messages: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def _now(now: datetime | None) -> datetime:
+    return (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+
+
+def _human_step(lookup: DefinitionLookup, case: CaseRecord, step_id: str) -> tuple[Definition, HumanStepBase] | None:
+    definition = lookup(case)
+    if definition is None:
+        return None
+    try:
+        step = definition.spec.step(step_id)
+    except KeyError:
+        return None
+    if not is_human(step):
+        return None
+    return definition, step  # type: ignore[return-value]
+
+
+def escalate_overdue(
+    register: Register,
+    definitions: Library | DefinitionLookup,
+    now: datetime | None = None,
+    *,
+    ui_url: str | None = None,
+    limit: int = 1000,
+) -> EscalationReport:
+    """Escalate every breach not escalated yet: human steps past ``due``, cases past ``sla.due``.
+
+    A step's breach tells ``escalate_to`` (``step-escalation``) and reminds the
+    assignees (``step-reminder`` with reason ``overdue``); a case's tells
+    ``sla.escalate_to`` (``case-escalation``). Each breach once. Step runs that are
+    not human steps (a ``wait`` step's timer) are left to the timer flow, unmarked.
+
+    Args:
+        register: the register.
+        definitions: a loaded library, or a lookup case -> :class:`Definition`.
+        now: the current time (injectable); now by default.
+        ui_url: the Prefect UI for the links (``PREFECT_UI_URL`` or the embedded one by default).
+        limit: at most this many breaches of each kind this round.
+
+    Never raises for a single breach: problems are logged and listed in ``errors``.
+    """
+    when = _now(now)
+    lookup = definition_lookup(definitions)
+    report = EscalationReport()
+    for run in register.overdue_steps(when, limit=limit):
+        label = f"{run.case_key}/{run.step_id}#{run.visit}"
+        try:
+            case = register.case(run.case_key)
+            found = _human_step(lookup, case, run.step_id)
+            if found is None:
+                report.skipped.append(label)
+                continue
+            definition, step = found
+            scope = case_scope(register, case, when, ui_url=ui_url)
+            plan = human_plan(definition.team, scope, step, run)
+            messages: list[OutboxMessage] = escalation_messages(
+                definition.team, scope, step, plan, visit=run.visit,
+                recipients=_assignees(definition.team, scope, step, plan), templates=definition.templates,
+            )
+            enqueue(register, messages, at=when)
+            if register.mark_escalated(run.id, when):
+                report.escalated.append(label)
+                report.messages += len(messages)
+            else:
+                report.already.append(label)
+        except Exception as error:  # one bad case must not stop the others' escalations
+            log.exception("escalating %s failed", label)
+            report.errors.append(f"{label}: {error}")
+    for case in register.overdue_cases(when, limit=limit):
+        try:
+            found_definition = lookup(case)
+            messages = []
+            if found_definition is not None and found_definition.spec.sla is not None and case.due_at is not None:
+                scope = case_scope(register, case, when, ui_url=ui_url)
+                escalate = found_definition.spec.sla.escalate_to
+                references = (escalate,) if isinstance(escalate, str) else tuple(escalate or ())
+                recipients = router.resolve_recipients(references, found_definition.team, scope)
+                messages = case_escalation_messages(found_definition.team, scope, recipients, due_at=case.due_at, templates=found_definition.templates)
+                enqueue(register, messages, at=when)
+            if register.mark_case_escalated(case.key, when):
+                report.cases.append(case.key)
+                report.messages += len(messages)
+            else:
+                report.already.append(case.key)
+        except Exception as error:
+            log.exception("escalating case %s failed", case.key)
+            report.errors.append(f"{case.key}: {error}")
+    return report
+
+
+def send_reminders(
+    register: Register,
+    definitions: Library | DefinitionLookup,
+    now: datetime | None = None,
+    *,
+    ui_url: str | None = None,
+    limit: int = 10_000,
+) -> ReminderReport:
+    """Remind the assignees of waiting steps with ``remind_every``: reminder ``n`` once ``n`` periods passed.
+
+    Only the latest due reminder is written (a deliverer that was down for three
+    periods sends one reminder, not three); its key carries ``n``, so each is written once.
+    """
+    when = _now(now)
+    lookup = definition_lookup(definitions)
+    report = ReminderReport()
+    known: dict[str, set[str]] = {}
+    for run in register.open_steps(limit=limit):
+        label = f"{run.case_key}/{run.step_id}#{run.visit}"
+        try:
+            case = register.case(run.case_key)
+            found = _human_step(lookup, case, run.step_id)
+            if found is None or not found[1].remind_every:
+                continue
+            definition, step = found
+            every = parse_duration(step.remind_every)  # type: ignore[arg-type]
+            number = int((when - run.started_at) / every) if every.total_seconds() > 0 else 0
+            if number < 1:
+                continue
+            scope = case_scope(register, case, when, ui_url=ui_url)
+            plan = human_plan(definition.team, scope, step, run)
+            messages = reminder_messages(
+                definition.team, scope, step, plan, visit=run.visit, reminder=number,
+                recipients=_assignees(definition.team, scope, step, plan), templates=definition.templates,
+            )
+            if case.key not in known:
+                known[case.key] = {m.idempotency_key for m in register.messages(case_key=case.key, limit=100_000)}
+            fresh = [m for m in messages if m.idempotency_key not in known[case.key]]
+            if fresh:
+                enqueue(register, fresh, at=when)
+                known[case.key].update(m.idempotency_key for m in fresh)
+                report.reminded.append(f"{label}:{number}")
+                report.messages += len(fresh)
+        except Exception as error:
+            log.exception("reminding %s failed", label)
+            report.errors.append(f"{label}: {error}")
+    return report
