@@ -1,0 +1,165 @@
+"""The Prefect step executor: each step a Prefect task, people through pause/suspend, everything in the register.
+
+Replay safety: a suspended run re-executes its flow from the top; ``recorded`` hands the
+driver every step the register already finished, so nothing is done, recorded or sent twice.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from aftercare.engine import router
+from aftercare.engine.case import CaseState
+from aftercare.engine.driver import HumanPlan
+from aftercare.engine.errors import AnswerError
+from aftercare.engine.loader import Library
+from aftercare.engine.register import MessageDraft, Register
+from aftercare.engine.spec import HumanStep, NotifyStep, ProcessSpec, RecordStep, StartStep, StepSpec, WaitStep
+
+from . import artifacts, human
+from .clock import utc_now
+from .messages import Messenger
+
+T = TypeVar("T")
+SYSTEM = "aftercare"
+
+
+@dataclass
+class PrefectExecutor:
+    """Side effects of steps inside a Prefect flow run.
+
+    Attributes:
+        spec: the definition the case runs (the version it started with).
+        library: the folder's definitions and team.
+        register: the SQL register.
+        messenger: builds and delivers outbox messages.
+        suspend: suspend (served/deployed runs) rather than pause (foreground runs).
+        links: the Prefect UI link of this run, for messages and the artifact.
+    """
+
+    spec: ProcessSpec
+    library: Library
+    register: Register
+    messenger: Messenger
+    suspend: bool
+    links: dict[str, str] = field(default_factory=dict)
+    launch: Callable[[str, str, dict[str, Any]], str | None] | None = None
+    _drafts: dict[tuple[str, int], list[MessageDraft]] = field(default_factory=dict)
+
+    # --- the executor protocol ----------------------------------------------------------
+
+    def now(self) -> datetime:
+        return utc_now()
+
+    def recorded(self, case: CaseState, step: StepSpec, visit: int) -> dict[str, Any] | None:
+        run = self.register.step_run(case.key, step.id, visit)
+        if run is not None and not run.is_open and run.result is not None:
+            return dict(run.result)
+        return None
+
+    def begin(self, case: CaseState, step: StepSpec, visit: int, due_at: datetime | None, assignee: str | None) -> None:
+        self.register.begin_step(case.key, step.id, visit, started_at=self.now(), due_at=due_at, assignee=assignee)
+
+    def human(self, case: CaseState, step: HumanStep, visit: int, plan: HumanPlan) -> dict[str, Any]:
+        self.messenger.waiting(case, step, visit, plan, self.links)
+        artifacts.publish(self.register, case, self.links, waiting=f"{plan.title} — waiting for {', '.join(plan.eligible)}")
+        return human.wait_for_decision(self, case, step, visit, plan)
+
+    def notify(self, case: CaseState, step: NotifyStep, visit: int, recipients: list[str], scope: dict[str, Any]) -> dict[str, Any]:
+        def build() -> dict[str, Any]:
+            drafts, result = self.messenger.for_notify_step(case, step, visit, recipients, scope, self.links)
+            self._drafts[(step.id, visit)] = drafts
+            return result
+
+        return self._as_task(step, visit, build)
+
+    def record(self, case: CaseState, step: RecordStep, visit: int, values: dict[str, Any]) -> dict[str, Any]:
+        def write() -> dict[str, Any]:
+            status = values.get("status")
+            fields = {name: value for name, value in values.items() if name != "status"}
+            self.register.update_case(case.key, status=str(status) if status else None, fields=fields or None, actor=SYSTEM)
+            return values
+
+        return self._as_task(step, visit, write)
+
+    def start(self, case: CaseState, step: StartStep, visit: int, inputs: list[dict[str, Any]]) -> dict[str, Any]:
+        def open_cases() -> dict[str, Any]:
+            target = self.library.definitions.get(step.process)
+            if target is None:
+                raise AnswerError(f"step {step.id!r} starts {step.process!r}, which is not in {self.library.root}")
+            from aftercare.engine.values import coerce_all
+
+            keys = []
+            for index, given in enumerate(inputs):
+                values = coerce_all(target.spec.inputs, given, self.library.team.people)
+                child = self.register.open_case(
+                    process=target.spec.process,
+                    version=target.spec.version,
+                    definition_hash=target.digest,
+                    key_prefix=target.spec.key,
+                    title=str(values.get("title") or values.get("topic") or target.spec.title),
+                    inputs=values,
+                    parent_key=case.key,
+                    started_by_step=step.id,
+                    idempotency_key=f"{case.key}:{step.id}:{visit}:{index}",
+                    status="queued",
+                )
+                keys.append(child.key)
+                if child.flow_run_id is None and self.launch is not None:
+                    self.launch(child.key, target.spec.process, values)
+            return {"process": step.process, "cases": keys, "case": keys[0] if keys else None}
+
+        return self._as_task(step, visit, open_cases)
+
+    def wait(self, case: CaseState, step: WaitStep, visit: int, until: datetime) -> dict[str, Any]:
+        self.register.update_step(case.key, step.id, visit, due_at=until, status="waiting")
+        human.sleep_until(self, case, step, visit, until)
+        return {"until": until.isoformat(), "fired_at": self.now().isoformat()}
+
+    def complete(self, case: CaseState, step: StepSpec, visit: int, result: dict[str, Any]) -> dict[str, Any]:
+        drafts = self._drafts.pop((step.id, visit), [])
+        stored = self.register.complete_step(case.key, step.id, visit, result, self.now(), messages=drafts)
+        if drafts:
+            self.messenger.deliver(case.key)
+        return dict(stored.result or result)
+
+    def finish(self, case: CaseState, outcome: str) -> None:
+        self.register.close_case(case.key, outcome)
+        self.messenger.closed(case, outcome, self.links)
+        self.messenger.deliver(case.key)
+        artifacts.publish(self.register, case, self.links)
+
+    # --- helpers -----------------------------------------------------------------------
+
+    def _as_task(self, step: StepSpec, visit: int, work: Callable[[], T]) -> T:
+        """Run a step's work as a Prefect task named after the step."""
+        step_task = task(
+            name=step.id,
+            task_run_name=f"{step.id} #{visit}",
+            cache_policy=NO_CACHE,
+            persist_result=False,
+            log_prints=False,
+        )(work)
+        return step_task()
+
+
+def sleep_seconds(until: datetime) -> float:
+    """Seconds from now until a moment (0 when passed)."""
+    return max(0.0, (until - utc_now()).total_seconds())
+
+
+def wait_a_little(seconds: float) -> None:
+    """Sleep in short slices (keeps a foreground run responsive to Ctrl-C)."""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        time.sleep(min(left, 1.0))
+
+
+__all__ = ["PrefectExecutor", "sleep_seconds", "utc_now", "wait_a_little"]

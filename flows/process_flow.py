@@ -1,0 +1,138 @@
+"""One Prefect flow per definition: typed parameters, the case opened or found, the driver run with the Prefect executor."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from prefect import Flow, flow, get_client
+from prefect.context import FlowRunContext
+
+from aftercare.engine.case import CaseState
+from aftercare.engine.driver import run_case
+from aftercare.engine.durations import parse_duration
+from aftercare.engine.errors import AnswerError
+from aftercare.engine.loader import Library, LoadedDefinition
+from aftercare.engine.register import CaseRecord, Register
+from aftercare.engine.values import coerce_all
+
+from .clock import utc_now
+from .executor import PrefectExecutor
+from .launching import launch_case
+from .links import run_links
+from .messages import Messenger
+from .parameters import flow_signature, plain_value
+from .pinning import spec_for_case
+
+CASE_TAG = "case:"
+#: Called with (case key, flow run id) as soon as a run has its case: ``aftercare run`` feeds scripted answers from it.
+CASE_LISTENERS: list[Callable[[str, str], None]] = []
+
+
+def flow_name(process: str) -> str:
+    """The Prefect flow (and deployment) name of a process."""
+    return process
+
+
+def build_flow(definition: LoadedDefinition, library: Library) -> Flow[..., dict[str, Any]]:
+    """The Prefect flow of a definition: its inputs are the flow's typed parameters."""
+    spec = definition.spec
+
+    def run_process(**parameters: Any) -> dict[str, Any]:
+        return run_definition(definition, library, parameters)
+
+    run_process.__signature__ = flow_signature(spec, library.team)  # type: ignore[attr-defined]
+    run_process.__name__ = spec.process.replace("-", "_")
+    run_process.__qualname__ = run_process.__name__
+    run_process.__doc__ = spec.description or spec.title
+    return flow(
+        name=flow_name(spec.process),
+        description=(spec.description or spec.title).strip(),
+        version=str(spec.version),
+        persist_result=False,
+        log_prints=False,
+    )(run_process)
+
+
+def run_definition(definition: LoadedDefinition, library: Library, parameters: dict[str, Any]) -> dict[str, Any]:
+    """The body of every process flow."""
+    context = FlowRunContext.get()
+    if context is None or context.flow_run is None:
+        raise RuntimeError("a process flow must run as a Prefect flow run")
+    flow_run = context.flow_run
+    register = Register()
+    record = _case_for_run(register, definition, library, flow_run.id, list(flow_run.tags or []), parameters)
+    spec = spec_for_case(register, record, definition)
+    _name_run(flow_run.id, flow_run.name, record)
+    for listener in list(CASE_LISTENERS):
+        listener(record.key, str(flow_run.id))
+    links = run_links(str(flow_run.id))
+    case = CaseState(
+        key=record.key,
+        process=record.process,
+        version=record.version,
+        title=record.title,
+        inputs=dict(record.inputs),
+        opened_at=record.opened_at,
+        due_at=record.due_at,
+        url=links.get("run"),
+        parent=record.parent_key,
+    )
+    messenger = Messenger(register, library, spec)
+    messenger.opened(case, links)
+    executor = PrefectExecutor(
+        spec=spec,
+        library=library,
+        register=register,
+        messenger=messenger,
+        suspend=flow_run.deployment_id is not None,
+        links=links,
+        launch=launch_case,
+    )
+    outcome = run_case(spec, library.team, executor, case)
+    return {"case": case.key, "path": case.path, "outcome": outcome}
+
+
+def _case_for_run(
+    register: Register, definition: LoadedDefinition, library: Library, flow_run_id: Any, tags: list[str], parameters: dict[str, Any]
+) -> CaseRecord:
+    """The case this run drives: pre-opened (a ``case:KEY`` tag), already opened (a replay), or new."""
+    run_id = str(flow_run_id)
+    for tag in tags:
+        if tag.startswith(CASE_TAG):
+            record = register.case(tag[len(CASE_TAG):])
+            if record.flow_run_id != run_id:
+                record = register.attach_run(record.key, run_id)
+            return record
+    existing = register.case_for_run(run_id)
+    if existing is not None:
+        return existing
+    spec = definition.spec
+    try:
+        inputs = coerce_all(spec.inputs, plain_value(parameters), library.team.people)
+    except ValueError as error:
+        raise AnswerError(f"inputs of {spec.process}: {error}") from None
+    now = utc_now()
+    register.save_definition(definition.digest, spec.process, spec.version, definition.path.read_text(encoding="utf-8"))
+    return register.open_case(
+        process=spec.process,
+        version=spec.version,
+        definition_hash=definition.digest,
+        key_prefix=spec.key,
+        title=str(inputs.get("title") or inputs.get("topic") or spec.title),
+        inputs=inputs,
+        due_at=now + parse_duration(spec.sla.due) if spec.sla else None,
+        flow_run_id=run_id,
+        opened_at=now,
+    )
+
+
+def _name_run(flow_run_id: Any, current: str | None, record: CaseRecord) -> None:
+    """Name the flow run after its case: "ISS-0042 · Login fails"."""
+    name = f"{record.key} · {record.title}"[:200]
+    if current != name:
+        with get_client(sync_client=True) as client:
+            client.update_flow_run(flow_run_id, name=name)
+
+
+__all__ = ["CASE_LISTENERS", "build_flow", "flow_name", "run_definition"]
