@@ -71,7 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # FIELD=VALUE pairs may come after the options (``answer ... --approve priority=P1``).
+    if extra and hasattr(args, "values") and all("=" in item and not item.startswith("-") for item in extra):
+        args.values = [*args.values, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     handler = COMMANDS[args.command]
     try:
         return handler(args)

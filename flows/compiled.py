@@ -15,6 +15,8 @@ def attribute_name(process: str) -> str:
 
 
 def __getattr__(name: str) -> Any:
+    if name.startswith("_"):
+        raise AttributeError(name)
     from aftercare.engine.library import load_library
 
     from .cli import processes_folder
@@ -24,8 +26,6 @@ def __getattr__(name: str) -> Any:
 
     if name in SYSTEM_FLOWS:
         return SYSTEM_FLOWS[name]
-    if name.startswith("__"):
-        raise AttributeError(name)
     folder = processes_folder()
     library = load_library(folder, template_sources([folder]))
     for definition in library.definitions.values():

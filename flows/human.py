@@ -60,7 +60,8 @@ def wait_for_decision(executor: PrefectExecutor, case: CaseState, step: HumanSte
         events = [e for e in register.audit_events(case.key) if (e.after or {}).get("step") == step.id and (e.after or {}).get("visit") == visit]
         if any(e.event == TIMED_OUT_EVENT for e in events) and step.on_timeout:
             return router.human_result(step, answers, "timeout")
-        attempt = len(answers) + sum(e.event == REFUSED_EVENT for e in events)
+        # Each wait used one pause key: one per answer taken, one per answer the flow refused.
+        attempt = len(answers) + sum(e.event == REFUSED_EVENT and "key" in (e.after or {}) for e in events)
         model = answer_model(step, plan, team).with_initial_data(description=describe(case, step, plan, team, answers, note))
         key = pause_key(step.id, visit, attempt)
         received = _wait(executor, step, plan, model, key)

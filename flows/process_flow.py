@@ -17,6 +17,7 @@ from aftercare.engine.register import CaseRecord, Register
 from aftercare.engine.values import coerce_all
 
 from .clock import utc_now
+from .compiled import attribute_name
 from .executor import PrefectExecutor
 from .launching import launch_case
 from .links import run_links
@@ -42,8 +43,11 @@ def build_flow(definition: LoadedDefinition, library: Library) -> Flow[..., dict
         return run_definition(definition, library, parameters)
 
     run_process.__signature__ = flow_signature(spec, library.team)  # type: ignore[attr-defined]
-    run_process.__name__ = spec.process.replace("-", "_")
+    # Served and deployed runs load the flow again in a new process by module path:
+    # aftercare.flows.compiled builds it from AFTERCARE_PROCESSES under this name.
+    run_process.__name__ = attribute_name(spec.process)
     run_process.__qualname__ = run_process.__name__
+    run_process.__module__ = "aftercare.flows.compiled"
     run_process.__doc__ = spec.description or spec.title
     return flow(
         name=flow_name(spec.process),

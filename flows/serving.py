@@ -11,7 +11,6 @@ from prefect.types.entrypoint import EntrypointType
 
 from aftercare.engine.loader import Library, LoadedDefinition
 
-from .compiled import attribute_name
 from .process_flow import build_flow
 from .schedules import prefect_schedule
 from .system_flows import system_deployments
@@ -29,6 +28,7 @@ def process_deployment(definition: LoadedDefinition, library: Library, **options
     schedule = prefect_schedule(spec)
     return build_flow(definition, library).to_deployment(
         name=spec.process,
+        entrypoint_type=EntrypointType.MODULE_PATH,
         description=(spec.description or spec.title).strip(),
         version=f"{spec.version}-{definition.digest[:8]}",
         tags=deployment_tags(definition),
@@ -41,6 +41,8 @@ def serve_library(library: Library, *, system: bool = True, limit: int | None = 
     """Serve every definition (and the system flows) from this process until stopped."""
     from prefect import serve
 
+    # The runs' own processes build their flow from this folder (aftercare.flows.compiled).
+    os.environ["AFTERCARE_PROCESSES"] = str(Path(library.root or "processes").resolve())
     deployments = [process_deployment(definition, library) for definition in library.definitions.values()]
     if system:
         deployments.extend(system_deployments())
@@ -65,15 +67,11 @@ def deploy_library(library: Library, *, pool: str, system: bool = True) -> list[
     env = worker_environment(library)
     names = []
     for definition in library.definitions.values():
-        deployment = process_deployment(
-            definition, library, work_pool_name=pool, job_variables={"env": env}, entrypoint_type=EntrypointType.MODULE_PATH
-        )
-        deployment.entrypoint = f"aftercare.flows.compiled.{attribute_name(definition.spec.process)}"
+        deployment = process_deployment(definition, library, work_pool_name=pool, job_variables={"env": env})
         deployment.apply(work_pool_name=pool)
         names.append(f"{deployment.flow_name}/{deployment.name}")
     if system:
-        for deployment in system_deployments(work_pool_name=pool, job_variables={"env": env}, entrypoint_type=EntrypointType.MODULE_PATH):
-            deployment.entrypoint = f"aftercare.flows.compiled.{deployment.flow_name.replace('-', '_')}"
+        for deployment in system_deployments(work_pool_name=pool, job_variables={"env": env}):
             deployment.apply(work_pool_name=pool)
             names.append(f"{deployment.flow_name}/{deployment.name}")
     return names

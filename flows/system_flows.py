@@ -8,6 +8,7 @@ from uuid import UUID
 
 from prefect import flow, get_client
 from prefect.schedules import Interval
+from prefect.types.entrypoint import EntrypointType
 
 from aftercare.engine.register import Register
 
@@ -115,6 +116,12 @@ SYSTEM_FLOWS = {"aftercare_escalations": aftercare_escalations, "aftercare_outbo
 def system_deployments(**options: Any) -> list[Any]:
     """The system flows as deployments on short intervals."""
     return [
-        system_flow.to_deployment(name=system_flow.name, schedules=[Interval(SWEEP_SECONDS)], tags=["aftercare-system"], **options)
+        system_flow.to_deployment(
+            name=system_flow.name,
+            schedules=[Interval(SWEEP_SECONDS)],
+            tags=["aftercare-system"],
+            entrypoint_type=EntrypointType.MODULE_PATH,
+            **options,
+        )
         for system_flow in SYSTEM_FLOWS.values()
     ]
