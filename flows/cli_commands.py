@@ -61,6 +61,21 @@ def add_parsers(sub: Any) -> None:
     from . import cli_test; cli_test.add_parser(sub)
 
 
+def shipped_library() -> Path:
+    """The process library shipped as package data (``aftercare.processes``, a folder without code)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("aftercare.processes")
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        if Path(location).is_dir() and (Path(location) / "team.yaml").is_file():
+            return Path(location)
+    raise NotFoundError("the shipped process library (aftercare.processes) is not installed")
+
+
+SHIPPED_SCHEMA_LINE = "# yaml-language-server: $schema=../docs/aftercare.schema.json"
+LOCAL_SCHEMA_LINE = "# yaml-language-server: $schema=./aftercare.schema.json"
+
+
 def _library(path: str | None = None) -> Any:
     from aftercare.engine.library import load_library
 
@@ -194,16 +209,18 @@ def _db(args: argparse.Namespace) -> int:
 
 @command("init")
 def _init(args: argparse.Namespace) -> int:
-    from importlib.resources import files
-
     target = Path(args.folder)
     target.mkdir(parents=True, exist_ok=True)
-    shipped = files("aftercare.processes")
+    shipped = shipped_library()
     copied = 0
     for entry in shipped.iterdir():
         if entry.name.endswith(".yaml") and not (target / entry.name).exists():
-            (target / entry.name).write_bytes(entry.read_bytes())
+            text = entry.read_text(encoding="utf-8").replace(SHIPPED_SCHEMA_LINE, LOCAL_SCHEMA_LINE)
+            (target / entry.name).write_text(text, encoding="utf-8")
             copied += 1
+    from aftercare.engine.schema import process_schema
+
+    (target / "aftercare.schema.json").write_text(json.dumps(process_schema(), indent=2, ensure_ascii=False), encoding="utf-8")
     templates = shipped / "templates"
     if templates.is_dir():
         (target / "templates").mkdir(exist_ok=True)
