@@ -148,4 +148,7 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # Run through the imported module, so commands registered by other modules land in one table.
+    from aftercare.flows.cli import main as installed_main
+
+    raise SystemExit(installed_main())
