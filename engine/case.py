@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .register.records import CaseRecord
 
 CASE_ATTRIBUTES = frozenset(
     {"key", "title", "process", "version", "status", "outcome", "opened_at", "due_at", "url", "parent", "fields"}
@@ -36,6 +39,24 @@ class CaseState:
     path: list[str] = field(default_factory=list)
     exits: list[tuple[str, str]] = field(default_factory=list)
     active: set[str] = field(default_factory=set)
+
+    @classmethod
+    def from_record(cls, record: CaseRecord, *, url: str | None = None) -> CaseState:
+        """The state of a case as the register has it (results are filled in as steps replay)."""
+        return cls(
+            key=record.key,
+            process=record.process,
+            version=record.version,
+            title=record.title,
+            inputs=dict(record.inputs),
+            opened_at=record.opened_at,
+            due_at=record.due_at,
+            status=record.status,
+            outcome=record.outcome,
+            url=url,
+            parent=record.parent_key,
+            fields=dict(record.fields),
+        )
 
     def scope(self, now: datetime, **extra: Any) -> dict[str, Any]:
         """The names templates see: inputs, case, now, steps, and each step id."""

@@ -24,6 +24,7 @@ from .links import run_links
 from .messages import Messenger
 from .parameters import flow_signature, plain_value
 from .pinning import spec_for_case
+from .recovery import record_process
 
 CASE_TAG = "case:"
 #: Called with (case key, flow run id) as soon as a run has its case: ``aftercare run`` feeds scripted answers from it.
@@ -68,20 +69,12 @@ def run_definition(definition: LoadedDefinition, library: Library, parameters: d
     record = _case_for_run(register, definition, library, flow_run.id, list(flow_run.tags or []), parameters)
     spec = spec_for_case(register, record, definition)
     _name_run(flow_run.id, flow_run.name, record)
+    if flow_run.deployment_id is not None:
+        record_process(flow_run.id)  # the liveness signal recovery reads (flows/recovery.py)
     for listener in list(CASE_LISTENERS):
         listener(record.key, str(flow_run.id))
     links = run_links(str(flow_run.id))
-    case = CaseState(
-        key=record.key,
-        process=record.process,
-        version=record.version,
-        title=record.title,
-        inputs=dict(record.inputs),
-        opened_at=record.opened_at,
-        due_at=record.due_at,
-        url=links.get("run"),
-        parent=record.parent_key,
-    )
+    case = CaseState.from_record(record, url=links.get("run"))
     messenger = Messenger(register, library, spec)
     messenger.opened(case, links)
     executor = PrefectExecutor(

@@ -77,20 +77,7 @@ def definition_lookup(source: Library | DefinitionLookup) -> DefinitionLookup:
 
 def case_scope(register: Register, case: CaseRecord, now: datetime, *, ui_url: str | None = None) -> dict[str, Any]:
     """The scope a case's templates see, rebuilt from the register (inputs, fields, every step's latest result)."""
-    state = CaseState(
-        key=case.key,
-        process=case.process,
-        version=case.version,
-        title=case.title,
-        inputs=dict(case.inputs),
-        opened_at=case.opened_at,
-        due_at=case.due_at,
-        status=case.status,
-        outcome=case.outcome,
-        url=run_url(case.flow_run_id, ui_url),
-        parent=case.parent_key,
-        fields=dict(case.fields),
-    )
+    state = CaseState.from_record(case, url=run_url(case.flow_run_id, ui_url))
     for run in register.step_runs(case.key):
         if run.result is not None and run.visit >= state.visits.get(run.step_id, 0):
             state.results[run.step_id] = dict(run.result)
