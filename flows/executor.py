@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
-from prefect import task
+from prefect import Task, task
 from prefect.cache_policies import NO_CACHE
 
 from aftercare.engine import router
@@ -21,7 +21,7 @@ from aftercare.engine.driver import HumanPlan
 from aftercare.engine.errors import AnswerError
 from aftercare.engine.loader import Library
 from aftercare.engine.register import MessageDraft, Register
-from aftercare.engine.spec import HumanStep, NotifyStep, ProcessSpec, RecordStep, StartStep, StepSpec, WaitStep
+from aftercare.engine.spec import DecisionStep, EndStep, HumanStep, NotifyStep, ProcessSpec, RecordStep, StartStep, StepSpec, WaitStep, is_human
 
 from . import artifacts, human
 from .clock import utc_now
@@ -52,6 +52,7 @@ class PrefectExecutor:
     links: dict[str, str] = field(default_factory=dict)
     launch: Callable[[str, str, dict[str, Any]], str | None] | None = None
     _drafts: dict[tuple[str, int], list[MessageDraft]] = field(default_factory=dict)
+    _begins: dict[tuple[str, int], datetime] = field(default_factory=dict)
 
     # --- the executor protocol ----------------------------------------------------------
 
@@ -65,7 +66,12 @@ class PrefectExecutor:
         return None
 
     def begin(self, case: CaseState, step: StepSpec, visit: int, due_at: datetime | None, assignee: str | None) -> None:
-        self.register.begin_step(case.key, step.id, visit, started_at=self.now(), due_at=due_at, assignee=assignee)
+        if is_human(step) or isinstance(step, WaitStep):
+            self.register.begin_step(case.key, step.id, visit, started_at=self.now(), due_at=due_at, assignee=assignee)
+        else:
+            # An automatic step takes milliseconds: complete_step begins it with its result,
+            # one transaction instead of two. begin_pending writes it if the step fails.
+            self._begins[(step.id, visit)] = self.now()
 
     def human(self, case: CaseState, step: HumanStep, visit: int, plan: HumanPlan) -> dict[str, Any]:
         self.messenger.waiting(case, step, visit, plan, self.links)
@@ -125,7 +131,16 @@ class PrefectExecutor:
 
     def complete(self, case: CaseState, step: StepSpec, visit: int, result: dict[str, Any]) -> dict[str, Any]:
         drafts = self._drafts.pop((step.id, visit), [])
-        stored = self.register.complete_step(case.key, step.id, visit, result, self.now(), messages=drafts)
+
+        def store() -> Any:
+            return self.register.complete_step(
+                case.key, step.id, visit, result, self.now(), started_at=self._begins.get((step.id, visit)), messages=drafts
+            )
+
+        # Decisions, ends and timers do their work outside a task: their completion is the
+        # step's task, so the run shows every step (DESIGN.md "Runtime semantics").
+        stored = self._as_task(step, visit, store) if isinstance(step, (DecisionStep, EndStep, WaitStep)) else store()
+        self._begins.pop((step.id, visit), None)
         if drafts:
             self.messenger.deliver(case.key)
         return dict(stored.result or result)
@@ -136,18 +151,36 @@ class PrefectExecutor:
         self.messenger.deliver(case.key)
         artifacts.publish(self.register, case, self.links)
 
+    def begin_pending(self, case: CaseState) -> None:
+        """Write the begin of automatic steps that never completed (the run failed in them)."""
+        for (step_id, visit), started_at in list(self._begins.items()):
+            self.register.begin_step(case.key, step_id, visit, started_at=started_at)
+            del self._begins[(step_id, visit)]
+
     # --- helpers -----------------------------------------------------------------------
 
     def _as_task(self, step: StepSpec, visit: int, work: Callable[[], T]) -> T:
         """Run a step's work as a Prefect task named after the step."""
-        step_task = task(
-            name=step.id,
-            task_run_name=f"{step.id} #{visit}",
-            cache_policy=NO_CACHE,
-            persist_result=False,
-            log_prints=False,
-        )(work)
-        return step_task()
+        return step_task(step.id)(work, visit)
+
+
+#: One Prefect task per step id, made once per process (making a Task hashes its code, ~1 ms).
+_STEP_TASKS: dict[str, Task[..., Any]] = {}
+
+
+def _step_work(work: Callable[[], T], visit: int) -> T:
+    """The body of every step task: the step's own work (``visit`` is in the task run's name)."""
+    return work()
+
+
+def step_task(step_id: str) -> Task[..., Any]:
+    """The Prefect task named after a step; its runs are named ``STEP #VISIT``."""
+    cached = _STEP_TASKS.get(step_id)
+    if cached is None:
+        run_name = step_id.replace("{", "{{").replace("}", "}}") + " #{visit}"
+        cached = task(name=step_id, task_run_name=run_name, cache_policy=NO_CACHE, persist_result=False, log_prints=False)(_step_work)
+        _STEP_TASKS[step_id] = cached
+    return cached
 
 
 def sleep_seconds(until: datetime) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -65,12 +66,12 @@ def run_definition(definition: LoadedDefinition, library: Library, parameters: d
     if context is None or context.flow_run is None:
         raise RuntimeError("a process flow must run as a Prefect flow run")
     flow_run = context.flow_run
+    if flow_run.deployment_id is not None:
+        record_process(flow_run.id)  # the liveness signal recovery reads (flows/recovery.py)
     register = Register()
     record = _case_for_run(register, definition, library, flow_run.id, list(flow_run.tags or []), parameters)
     spec = spec_for_case(register, record, definition)
     _name_run(flow_run.id, flow_run.name, record)
-    if flow_run.deployment_id is not None:
-        record_process(flow_run.id)  # the liveness signal recovery reads (flows/recovery.py)
     for listener in list(CASE_LISTENERS):
         listener(record.key, str(flow_run.id))
     links = run_links(str(flow_run.id))
@@ -86,7 +87,14 @@ def run_definition(definition: LoadedDefinition, library: Library, parameters: d
         links=links,
         launch=launch_case,
     )
-    outcome = run_case(spec, library.team, executor, case)
+    try:
+        outcome = run_case(spec, library.team, executor, case)
+    except Exception:
+        # The step that failed was begun only in memory: write it, so the register shows
+        # where the case stopped (``aftercare show``), then let the run fail with its own error.
+        with contextlib.suppress(Exception):
+            executor.begin_pending(case)
+        raise
     return {"case": case.key, "path": case.path, "outcome": outcome}
 
 

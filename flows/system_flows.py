@@ -90,7 +90,7 @@ def aftercare_outbox() -> dict[str, int]:
 
 @flow(name="aftercare-timers", log_prints=False, persist_result=False)
 def aftercare_timers() -> dict[str, int]:
-    """Wake runs whose wait step is due, and launch linked cases still queued."""
+    """Wake runs whose wait step is due, launch linked cases still queued, replay runs whose process died."""
     from prefect.flow_runs import resume_flow_run
 
     register = Register()
@@ -107,7 +107,21 @@ def aftercare_timers() -> dict[str, int]:
         except Exception as error:  # noqa: BLE001 - not paused (yet): next sweep
             log.info("could not wake %s: %s", run.case_key, error)
     launched = launch_queued(register)
-    return {"woken": woken, "launched": len(launched)}
+    recovered = _recover_dead_runs()
+    return {"woken": woken, "launched": len(launched), "recovered": recovered}
+
+
+def _recover_dead_runs() -> int:
+    """Runs of this folder's flows whose process died (see flows/recovery.py): replay them."""
+    from .recovery import recover_dead_runs
+
+    try:
+        names = [definition.spec.process for definition in _library().definitions.values()]
+        report = recover_dead_runs([*names, *(system_flow.name for system_flow in SYSTEM_FLOWS.values())])
+    except Exception as error:  # noqa: BLE001 - a failing check must not stop the timers
+        log.warning("recovery sweep failed: %s", error)
+        return 0
+    return len(report.rescheduled) + len(report.crashed)
 
 
 SYSTEM_FLOWS = {"aftercare_escalations": aftercare_escalations, "aftercare_outbox": aftercare_outbox, "aftercare_timers": aftercare_timers}
