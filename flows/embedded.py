@@ -11,6 +11,7 @@ from pathlib import Path
 import platformdirs
 
 RUNTIME_FILE = "embedded-prefect.json"
+EMBEDDED_START_SECONDS = 180
 
 
 def runtime_file() -> Path:
@@ -67,7 +68,8 @@ def prefect_api(*, start_embedded: bool) -> Iterator[str | None]:
     from prefect.server.api.server import SubprocessASGIServer
 
     server = SubprocessASGIServer()
-    server.start()
+    # Prefect's own default (20 s) is too short on a busy machine; a first start also migrates its database.
+    server.start(timeout=EMBEDDED_START_SECONDS)
     path = runtime_file()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"api_url": server.api_url, "pid": os.getpid()}))
