@@ -81,4 +81,15 @@ def prefect_api(*, start_embedded: bool) -> Iterator[str | None]:
             path.unlink()
         except OSError:
             pass
+        _flush_run_logs()
         server.stop()
+
+
+def _flush_run_logs() -> None:
+    """Send the runs' logs before the embedded server goes, not after (no "Error logging to API")."""
+    from prefect.logging.handlers import APILogHandler
+
+    try:
+        APILogHandler.flush()
+    except Exception:  # noqa: BLE001 - logs are best effort; the case is in the register
+        pass
