@@ -326,7 +326,9 @@ def test_foreground_pause_is_resumed_from_another_thread(
 
 def _ephemeral_env(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env.update({"PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"})
+    # Prefect's own 20 s for the temporary server to start is too short on a busy 2-core machine.
+    env.update({"PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+                "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180"})
     return env
 
 

@@ -26,6 +26,7 @@ def user_env(tmp_path: Path) -> dict[str, str]:
     env.update(
         PREFECT_HOME=str(tmp_path / "prefect"),
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="180",
         XDG_DATA_HOME=str(tmp_path / "data"),
         AFTERCARE_DATABASE_URL=f"sqlite:///{tmp_path / 'register.db'}",
         AFTERCARE_PROCESSES=str(ROOT / "processes"),
