@@ -86,10 +86,16 @@ def prefect_api(*, start_embedded: bool) -> Iterator[str | None]:
 
 
 def _flush_run_logs() -> None:
-    """Send the runs' logs before the embedded server goes, not after (no "Error logging to API")."""
-    from prefect.logging.handlers import APILogHandler
+    """Send the runs' logs and events before the embedded server goes, not after.
 
-    try:
-        APILogHandler.flush()
-    except Exception:  # noqa: BLE001 - logs are best effort; the case is in the register
-        pass
+    Otherwise the process retries them against the stopped server at exit for a minute
+    ("Error logging to API ... All connection attempts failed").
+    """
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    for worker in (APILogWorker, EventsWorker):
+        try:
+            worker.drain_all(timeout=10)
+        except Exception:  # noqa: BLE001 - logs and events are best effort; the case is in the register
+            pass
