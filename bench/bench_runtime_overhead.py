@@ -19,6 +19,12 @@ B. Hand-written: one Prefect flow with ten Prefect tasks named ``step-01`` .. ``
    value) into a SQLite table (WAL, one connection per task, one commit per task), the
    work a record step does without any bookkeeping around it.
 
+What the Prefect UI shows of the case (the run's name "KEY · title" and the case's
+markdown artifact) is held while the steps run and sent on a background thread when the run
+ends (``flows/ui_updates.py``): sent during the steps, it made the Prefect server (SQLite,
+one writer) queue the steps' own state changes behind it. The bench waits for those two
+calls after each Aftercare run, untimed, and prints how long they took.
+
 A third series, ``aftercare run``, times ``run_foreground`` (what ``aftercare run`` calls:
 it also builds the flow and starts the answer feeder); the goal is on the flow (A).
 
@@ -172,6 +178,7 @@ def _bench(args: argparse.Namespace, tmp: Path, processes: Path) -> int:
     from aftercare.engine.library import load_library
     from aftercare.flows.process_flow import build_flow
     from aftercare.flows.running import run_foreground
+    from aftercare.flows import ui_updates
     from aftercare.flows.templates_bridge import template_sources
 
     retries = _RetryCounter()
@@ -216,6 +223,8 @@ def _bench(args: argparse.Namespace, tmp: Path, processes: Path) -> int:
     def check(result: dict[str, Any]) -> None:
         assert result["outcome"] and result["path"] == STEPS, result
 
+    ui_sent: list[float] = []
+
     def run_flow(n: int) -> None:
         check(process_flow(title=f"Case {n}", amount=3))
 
@@ -242,6 +251,11 @@ def _bench(args: argparse.Namespace, tmp: Path, processes: Path) -> int:
             run(n)
             elapsed = time.perf_counter() - started
             used = time.process_time() - cpu_started
+            if run is run_flow:
+                sent_from = time.perf_counter()
+                ui_updates.drain()
+                if n >= args.warmup:
+                    ui_sent.append(time.perf_counter() - sent_from)
             retried = retries.count > before
             line.append(f"{name} {elapsed:.3f} s{' (503 retry)' if retried else ''}")
             if n >= args.warmup:
@@ -271,6 +285,7 @@ def _bench(args: argparse.Namespace, tmp: Path, processes: Path) -> int:
     print(f"  median of the {args.runs} paired ratios (same-moment runs, robust to load drift): {paired:.3f}")
     print(f"  ratio of this process's CPU, medians: {statistics.median(cpu['aftercare']) / statistics.median(cpu['hand-written']):.3f}")
     print(f"  ratio `aftercare run` (run_foreground) / hand-written, medians: {c / b:.3f}")
+    print(f"  after each Aftercare run, its name and artifact reached Prefect in a median {statistics.median(ui_sent) * 1000:.0f} ms more (off the run's path)")
 
     if args.profile:
         import cProfile

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 
-from prefect.artifacts import create_markdown_artifact
+from typing import Any
 
 from aftercare.engine.case import CaseState
 from aftercare.engine.register import Register
+
+from . import ui_updates
 
 
 def artifact_key(case_key: str) -> str:
@@ -38,10 +40,25 @@ def timeline_markdown(register: Register, case: CaseState, links: dict[str, str]
     return "\n".join(lines)
 
 
-def publish(register: Register, case: CaseState, links: dict[str, str], waiting: str | None = None) -> None:
-    """Create or update the case's artifact (a new version under the same key)."""
-    create_markdown_artifact(
-        markdown=timeline_markdown(register, case, links, waiting),
-        key=artifact_key(case.key),
-        description=f"Timeline of {case.key}",
-    )
+def publish(register: Register, case: CaseState, links: dict[str, str], flow_run_id: Any, waiting: str | None = None) -> None:
+    """Create or update the case's artifact on its flow run (a new version under the same key).
+
+    Held until the run waits or ends, then sent in the background (``ui_updates``), with
+    the timeline read from the register as it is then.
+    """
+    from prefect.client.schemas.actions import ArtifactCreate
+
+    key = case.key
+
+    def create(client: Any) -> None:
+        client.create_artifact(
+            ArtifactCreate(
+                key=artifact_key(key),
+                type="markdown",
+                description=f"Timeline of {key}",
+                data=timeline_markdown(register, case, links, waiting),
+                flow_run_id=flow_run_id,
+            )
+        )
+
+    ui_updates.hold(flow_run_id, f"artifact of {key}", create)

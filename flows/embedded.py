@@ -10,6 +10,8 @@ from pathlib import Path
 
 import platformdirs
 
+from . import ui_updates
+
 RUNTIME_FILE = "embedded-prefect.json"
 EMBEDDED_START_SECONDS = 180
 
@@ -81,6 +83,7 @@ def prefect_api(*, start_embedded: bool) -> Iterator[str | None]:
             path.unlink()
         except OSError:
             pass
+        ui_updates.forget(server.api_url)
         _flush_run_logs()
         server.stop()
 

@@ -20,10 +20,10 @@ from aftercare.engine.case import CaseState
 from aftercare.engine.driver import HumanPlan
 from aftercare.engine.errors import AnswerError
 from aftercare.engine.loader import Library
-from aftercare.engine.register import MessageDraft, Register
+from aftercare.engine.register import Register, StepRunRecord
 from aftercare.engine.spec import DecisionStep, EndStep, HumanStep, NotifyStep, ProcessSpec, RecordStep, StartStep, StepSpec, WaitStep, is_human
 
-from . import artifacts, human
+from . import artifacts, human, ui_updates
 from .clock import utc_now
 from .messages import Messenger
 
@@ -41,6 +41,8 @@ class PrefectExecutor:
         register: the SQL register.
         messenger: builds and delivers outbox messages.
         suspend: suspend (served/deployed runs) rather than pause (foreground runs).
+        fresh: the case has not begun a step yet (nothing to replay: no read of its steps).
+        flow_run_id: the Prefect flow run, for its case artifact.
         links: the Prefect UI link of this run, for messages and the artifact.
     """
 
@@ -49,9 +51,16 @@ class PrefectExecutor:
     register: Register
     messenger: Messenger
     suspend: bool
+    fresh: bool = False
+    flow_run_id: Any = None
     links: dict[str, str] = field(default_factory=dict)
     launch: Callable[[str, str, dict[str, Any]], str | None] | None = None
-    _drafts: dict[tuple[str, int], list[MessageDraft]] = field(default_factory=dict)
+    _completed: dict[tuple[str, int], StepRunRecord] = field(default_factory=dict)
+    _finished: dict[tuple[str, int], dict[str, Any]] | None = None
+
+    def __post_init__(self) -> None:
+        if self.fresh:
+            self._finished = {}
     _begins: dict[tuple[str, int], datetime] = field(default_factory=dict)
 
     # --- the executor protocol ----------------------------------------------------------
@@ -60,10 +69,15 @@ class PrefectExecutor:
         return utc_now()
 
     def recorded(self, case: CaseState, step: StepSpec, visit: int) -> dict[str, Any] | None:
-        run = self.register.step_run(case.key, step.id, visit)
-        if run is not None and not run.is_open and run.result is not None:
-            return dict(run.result)
-        return None
+        # One read per execution: a step this execution has not reached yet can only be
+        # finished by an earlier execution (people answer only the step a case waits at).
+        if self._finished is None:
+            self._finished = {
+                (run.step_id, run.visit): dict(run.result)
+                for run in self.register.step_runs(case.key)
+                if not run.is_open and run.result is not None
+            }
+        return self._finished.get((step.id, visit))
 
     def begin(self, case: CaseState, step: StepSpec, visit: int, due_at: datetime | None, assignee: str | None) -> None:
         if is_human(step) or isinstance(step, WaitStep):
@@ -75,28 +89,28 @@ class PrefectExecutor:
 
     def human(self, case: CaseState, step: HumanStep, visit: int, plan: HumanPlan) -> dict[str, Any]:
         self.messenger.waiting(case, step, visit, plan, self.links)
-        artifacts.publish(self.register, case, self.links, waiting=f"{plan.title} — waiting for {', '.join(plan.eligible)}")
+        artifacts.publish(self.register, case, self.links, self.flow_run_id, waiting=f"{plan.title} — waiting for {', '.join(plan.eligible)}")
+        ui_updates.release_run(self.flow_run_id)
         return human.wait_for_decision(self, case, step, visit, plan)
 
     def notify(self, case: CaseState, step: NotifyStep, visit: int, recipients: list[str], scope: dict[str, Any]) -> dict[str, Any]:
-        def build() -> dict[str, Any]:
+        def send() -> StepRunRecord:
             drafts, result = self.messenger.for_notify_step(case, step, visit, recipients, scope, self.links)
-            self._drafts[(step.id, visit)] = drafts
-            return result
+            return self._store(case, step, visit, result, messages=drafts)
 
-        return self._as_task(step, visit, build)
+        return self._completed_in_task(step, visit, send)
 
     def record(self, case: CaseState, step: RecordStep, visit: int, values: dict[str, Any]) -> dict[str, Any]:
-        def write() -> dict[str, Any]:
-            status = values.get("status")
-            fields = {name: value for name, value in values.items() if name != "status"}
-            self.register.update_case(case.key, status=str(status) if status else None, fields=fields or None, actor=SYSTEM)
-            return values
+        status = values.get("status")
+        fields = {name: value for name, value in values.items() if name != "status"}
 
-        return self._as_task(step, visit, write)
+        def write() -> StepRunRecord:
+            return self._store(case, step, visit, values, case_fields=fields or None, case_status=str(status) if status else None)
+
+        return self._completed_in_task(step, visit, write)
 
     def start(self, case: CaseState, step: StartStep, visit: int, inputs: list[dict[str, Any]]) -> dict[str, Any]:
-        def open_cases() -> dict[str, Any]:
+        def open_cases() -> StepRunRecord:
             target = self.library.definitions.get(step.process)
             if target is None:
                 raise AnswerError(f"step {step.id!r} starts {step.process!r}, which is not in {self.library.root}")
@@ -120,36 +134,34 @@ class PrefectExecutor:
                 keys.append(child.key)
                 if child.flow_run_id is None and self.launch is not None:
                     self.launch(child.key, target.spec.process, values)
-            return {"process": step.process, "cases": keys, "case": keys[0] if keys else None}
+            return self._store(case, step, visit, {"process": step.process, "cases": keys, "case": keys[0] if keys else None})
 
-        return self._as_task(step, visit, open_cases)
+        return self._completed_in_task(step, visit, open_cases)
 
     def wait(self, case: CaseState, step: WaitStep, visit: int, until: datetime) -> dict[str, Any]:
         self.register.update_step(case.key, step.id, visit, due_at=until, status="waiting")
+        ui_updates.release_run(self.flow_run_id)
         human.sleep_until(self, case, step, visit, until)
         return {"until": until.isoformat(), "fired_at": self.now().isoformat()}
 
     def complete(self, case: CaseState, step: StepSpec, visit: int, result: dict[str, Any]) -> dict[str, Any]:
-        drafts = self._drafts.pop((step.id, visit), [])
+        stored = self._completed.pop((step.id, visit), None)
+        if stored is None:
+            # Decisions, ends and timers do their work outside a task: their completion is the
+            # step's task, so the run shows every step (DESIGN.md "Runtime semantics").
+            def store() -> StepRunRecord:
+                return self._store(case, step, visit, result)
 
-        def store() -> Any:
-            return self.register.complete_step(
-                case.key, step.id, visit, result, self.now(), started_at=self._begins.get((step.id, visit)), messages=drafts
-            )
-
-        # Decisions, ends and timers do their work outside a task: their completion is the
-        # step's task, so the run shows every step (DESIGN.md "Runtime semantics").
-        stored = self._as_task(step, visit, store) if isinstance(step, (DecisionStep, EndStep, WaitStep)) else store()
-        self._begins.pop((step.id, visit), None)
-        if drafts:
+            stored = self._as_task(step, visit, store) if isinstance(step, (DecisionStep, EndStep, WaitStep)) else store()
+        if isinstance(step, NotifyStep):
             self.messenger.deliver(case.key)
         return dict(stored.result or result)
 
     def finish(self, case: CaseState, outcome: str) -> None:
         self.register.close_case(case.key, outcome)
         self.messenger.closed(case, outcome, self.links)
-        self.messenger.deliver(case.key)
-        artifacts.publish(self.register, case, self.links)
+        self.messenger.deliver_unsent()
+        artifacts.publish(self.register, case, self.links, self.flow_run_id)
 
     def begin_pending(self, case: CaseState) -> None:
         """Write the begin of automatic steps that never completed (the run failed in them)."""
@@ -158,6 +170,17 @@ class PrefectExecutor:
             del self._begins[(step_id, visit)]
 
     # --- helpers -----------------------------------------------------------------------
+
+    def _store(self, case: CaseState, step: StepSpec, visit: int, result: dict[str, Any], **changes: Any) -> StepRunRecord:
+        """Complete the visit in the register: its result with its messages and case changes, one transaction."""
+        started_at = self._begins.pop((step.id, visit), None)
+        return self.register.complete_step(case.key, step.id, visit, result, self.now(), started_at=started_at, **changes)
+
+    def _completed_in_task(self, step: StepSpec, visit: int, work: Callable[[], StepRunRecord]) -> dict[str, Any]:
+        """Run an automatic step's work and its completion as its Prefect task; ``complete`` then returns it."""
+        stored = self._as_task(step, visit, work)
+        self._completed[(step.id, visit)] = stored
+        return dict(stored.result or {})
 
     def _as_task(self, step: StepSpec, visit: int, work: Callable[[], T]) -> T:
         """Run a step's work as a Prefect task named after the step."""

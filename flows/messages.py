@@ -32,6 +32,8 @@ class Messenger:
     library: Library
     spec: ProcessSpec
     templates: MessageTemplates = field(init=False)
+    unsent: bool = field(init=False, default=False)
+    """Messages were enqueued since the last delivery."""
 
     def __post_init__(self) -> None:
         self.templates = MessageTemplates.for_library(self.library)
@@ -51,6 +53,7 @@ class Messenger:
         """Tell the requesters a case opened (once: the key repeats on a replay)."""
         if recipients := self.requesters(case):
             enqueue(self.register, case_opened_messages(self.library.team, self._scope(case), recipients, templates=self.templates, links=links))
+            self.unsent = True
 
     def waiting(self, case: CaseState, step: HumanStep, visit: int, plan: HumanPlan, links: dict[str, str]) -> None:
         """Tell the eligible people a step waits for them, with the link and the answer command."""
@@ -72,7 +75,14 @@ class Messenger:
                 self.register,
                 case_closed_messages(self.library.team, self._scope(case), recipients, outcome=outcome, templates=self.templates, links=links),
             )
+            self.unsent = True
 
     def deliver(self, case_key: str | None = None) -> None:
         """Send what is pending now; what fails is retried by the outbox flow."""
         deliver_pending(self.register, now=utc_now(), limit=50)
+        self.unsent = False
+
+    def deliver_unsent(self) -> None:
+        """Deliver when this run enqueued messages it has not delivered yet."""
+        if self.unsent:
+            self.deliver()

@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import Callable
 from typing import Any
 
-from prefect import Flow, flow, get_client
+from prefect import Flow, flow
 from prefect.context import FlowRunContext
 
 from aftercare.engine.case import CaseState
@@ -17,6 +17,7 @@ from aftercare.engine.loader import Library, LoadedDefinition
 from aftercare.engine.register import CaseRecord, Register
 from aftercare.engine.values import coerce_all
 
+from . import ui_updates
 from .clock import utc_now
 from .compiled import attribute_name
 from .executor import PrefectExecutor
@@ -57,7 +58,16 @@ def build_flow(definition: LoadedDefinition, library: Library) -> Flow[..., dict
         version=str(spec.version),
         persist_result=False,
         log_prints=False,
+        on_completion=[show_the_case],
+        on_failure=[show_the_case],
+        on_crashed=[show_the_case],
+        on_cancellation=[show_the_case],
     )(run_process)
+
+
+def show_the_case(flow: Any, flow_run: Any, state: Any) -> None:
+    """The run ended: send its name and case artifact to the Prefect UI (``ui_updates``)."""
+    ui_updates.release_run(flow_run.id)
 
 
 def run_definition(definition: LoadedDefinition, library: Library, parameters: dict[str, Any]) -> dict[str, Any]:
@@ -80,10 +90,12 @@ def run_definition(definition: LoadedDefinition, library: Library, parameters: d
     messenger.opened(case, links)
     executor = PrefectExecutor(
         spec=spec,
+        fresh=record.current_step is None and record.closed_at is None,
         library=library,
         register=register,
         messenger=messenger,
         suspend=flow_run.deployment_id is not None,
+        flow_run_id=flow_run.id,
         links=links,
         launch=launch_case,
     )
@@ -109,16 +121,17 @@ def _case_for_run(
             if record.flow_run_id != run_id:
                 record = register.attach_run(record.key, run_id)
             return record
-    existing = register.case_for_run(run_id)
-    if existing is not None:
-        return existing
     spec = definition.spec
     try:
         inputs = coerce_all(spec.inputs, plain_value(parameters), library.team.people)
     except ValueError as error:
+        existing = register.case_for_run(run_id)  # a replay keeps its case though the team changed since
+        if existing is not None:
+            return existing
         raise AnswerError(f"inputs of {spec.process}: {error}") from None
     now = utc_now()
-    register.save_definition(definition.digest, spec.process, spec.version, definition.path.read_text(encoding="utf-8"))
+    _save_definition(register, definition)
+    # Replay-safe: a run that already opened its case gets that case back.
     return register.open_case(
         process=spec.process,
         version=spec.version,
@@ -132,12 +145,24 @@ def _case_for_run(
     )
 
 
+_SAVED: set[tuple[str, str]] = set()
+"""(register URL, definition hash) saved by this process: a served process saves each once."""
+
+
+def _save_definition(register: Register, definition: LoadedDefinition) -> None:
+    """Keep the definition's text in the register under its hash (what ``spec_for_case`` reads back)."""
+    if (register.url, definition.digest) in _SAVED:
+        return
+    spec = definition.spec
+    register.save_definition(definition.digest, spec.process, spec.version, definition.path.read_text(encoding="utf-8"))
+    _SAVED.add((register.url, definition.digest))
+
+
 def _name_run(flow_run_id: Any, current: str | None, record: CaseRecord) -> None:
     """Name the flow run after its case: "ISS-0042 · Login fails"."""
     name = f"{record.key} · {record.title}"[:200]
     if current != name:
-        with get_client(sync_client=True) as client:
-            client.update_flow_run(flow_run_id, name=name)
+        ui_updates.hold(flow_run_id, f"name of {record.key}'s run", lambda client: client.update_flow_run(flow_run_id, name=name))
 
 
 __all__ = ["CASE_LISTENERS", "build_flow", "flow_name", "run_definition"]

@@ -19,6 +19,8 @@ from .human import pause_prefix
 from .process_flow import CASE_LISTENERS, build_flow
 
 ANSWER_KEYS = ("decision", "by", "comment")
+INTERRUPT_ATTEMPTS = 5
+INTERRUPT_SECONDS = 5.0
 
 
 class AnswerFeeder:
@@ -92,7 +94,18 @@ class AnswerFeeder:
                 answered.add(key)
             except AftercareError as error:
                 self.error = error
-                _thread.interrupt_main()  # the run waits for an answer that will never come
+                self._interrupt_the_run()
+                return
+
+    def _interrupt_the_run(self) -> None:
+        """The run waits for an answer that will never come: interrupt it, as Ctrl-C would.
+
+        Python drops an interrupt that lands while the main thread runs a finalizer, so it
+        is repeated until ``run_foreground`` has stopped the feeder (it took effect).
+        """
+        for _ in range(INTERRUPT_ATTEMPTS):
+            _thread.interrupt_main()
+            if self._stop.wait(INTERRUPT_SECONDS):
                 return
 
 

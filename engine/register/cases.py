@@ -200,29 +200,7 @@ class CaseStore(Store):
         check_json(dict(fields or {}), f"fields of {key}")
         with self._write() as session:
             row = case_row(session, key, lock=True)
-            before = case_snapshot(row)
-            if status is not None:
-                row.status = status
-            if not isinstance(current_step, Unset):
-                row.current_step = current_step
-            if fields:
-                row.fields = {**row.fields, **fields}
-            if not isinstance(due_at, Unset):
-                new_due = require_utc(due_at, "due_at") if due_at else None
-                if new_due != row.due_at:
-                    row.due_at, row.escalated_at = new_due, None
-            after = case_snapshot(row)
-            if after != before:
-                changed = [k for k in after if after[k] != before[k]]
-                add_audit(
-                    session,
-                    row.id,
-                    "case.updated",
-                    actor,
-                    when,
-                    before={k: before[k] for k in changed},
-                    after={k: after[k] for k in changed},
-                )
+            change_case(session, row, status=status, current_step=current_step, fields=fields, due_at=due_at, actor=actor, at=when)
             return case_record(session, row)
 
     def close_case(
@@ -311,3 +289,35 @@ def _find_case(
         return session.scalars(select(Case).where(Case.flow_run_id == flow_run_id)).first()
     return None
 
+
+def change_case(
+    session: Session,
+    row: Case,
+    *,
+    status: str | None = None,
+    current_step: str | None | Unset = UNSET,
+    fields: Mapping[str, Any] | None = None,
+    due_at: datetime | None | Unset = UNSET,
+    actor: str,
+    at: datetime,
+) -> None:
+    """Change a locked case row in the session's transaction; audit ``case.updated`` when anything changed.
+
+    Shared by :meth:`CaseStore.update_case` and :meth:`StepStore.complete_step` (a
+    ``record`` step's fields land with its result, in one transaction).
+    """
+    before = case_snapshot(row)
+    if status is not None:
+        row.status = status
+    if not isinstance(current_step, Unset):
+        row.current_step = current_step
+    if fields:
+        row.fields = {**row.fields, **fields}
+    if not isinstance(due_at, Unset):
+        new_due = require_utc(due_at, "due_at") if due_at else None
+        if new_due != row.due_at:
+            row.due_at, row.escalated_at = new_due, None
+    after = case_snapshot(row)
+    if after != before:
+        changed = [k for k in after if after[k] != before[k]]
+        add_audit(session, row.id, "case.updated", actor, at, before={k: before[k] for k in changed}, after={k: after[k] for k in changed})

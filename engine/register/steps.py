@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from ..errors import NotFoundError
 from .column_types import check_json, require_utc
+from .cases import change_case
 from .history import add_audit
 from .models import Case, StepRun
 from .outbox import insert_message
@@ -133,8 +134,11 @@ class StepStore(Store):
         started_at: datetime | None = None,
         status: str = STEP_DONE,
         messages: Sequence[MessageDraft] = (),
+        case_fields: Mapping[str, Any] | None = None,
+        case_status: str | None = None,
+        actor: str = SYSTEM_ACTOR,
     ) -> StepRunRecord:
-        """Record a step's result, and its outbox messages, in one transaction.
+        """Record a step's result, its outbox messages and its case changes, in one transaction.
 
         Replay-safe: when the visit is already finished (completed, or decided by
         :meth:`answer`), the FIRST record is returned and nothing is written, so a
@@ -150,6 +154,9 @@ class StepStore(Store):
             started_at: when it began, if :meth:`begin_step` was not called.
             status: the final status (``done``, or e.g. ``timed_out``, ``skipped``).
             messages: outbox messages written atomically with the result.
+            case_fields: values merged into the case's fields (a ``record`` step).
+            case_status: the case's new status (a ``record`` step).
+            actor: who, for the audit of the case change.
 
         Raises:
             NotFoundError: no such case.
@@ -158,10 +165,13 @@ class StepStore(Store):
         if status in OPEN_STEP_STATUSES:
             raise ValueError(f"a completed step cannot be {status!r}")
         check_json(dict(result), f"result of step '{step_id}'")
+        check_json(dict(case_fields or {}), f"fields set by step '{step_id}'")
         finished = require_utc(finished_at, "finished_at")
         started = require_utc(started_at, "started_at") if started_at else finished
+        changes_case = bool(case_fields) or case_status is not None
         with self._write() as session:
-            case = case_row(session, key)
+            case = case_row(session, key, lock=changes_case)
+            # A step never begun (an automatic one) is inserted finished: one statement.
             new_id = insert_ignoring_conflict(
                 session,
                 StepRun,
@@ -169,21 +179,44 @@ class StepStore(Store):
                     "case_id": case.id,
                     "step_id": step_id,
                     "visit": visit,
-                    "status": STEP_ACTIVE,
-                    "result": None,
+                    "status": status,
+                    "result": dict(result),
                     "started_at": started,
+                    "finished_at": finished,
                 },
                 ["case_id", "step_id", "visit"],
             )
             if new_id is not None:
                 case.current_step = step_id
+                self._finish_with(session, case, step_id, visit, finished, messages, case_fields, case_status, actor)
+                return StepRunRecord(
+                    id=new_id, case_key=case.key, step_id=step_id, visit=visit, status=status, result=dict(result),
+                    started_at=started, finished_at=finished, due_at=None, escalated_at=None, assignee=None,
+                )
             row = step_row(session, case.id, step_id, visit, lock=True)
             if row.status in OPEN_STEP_STATUSES:
                 row.status, row.result, row.finished_at = status, dict(result), finished
-                for draft in messages:
-                    insert_message(session, case.id, step_id, visit, draft, finished)
-                session.flush()
+                self._finish_with(session, case, step_id, visit, finished, messages, case_fields, case_status, actor)
             return to_step_record(row, case.key)
+
+    @staticmethod
+    def _finish_with(
+        session: Session,
+        case: Case,
+        step_id: str,
+        visit: int,
+        finished: datetime,
+        messages: Sequence[MessageDraft],
+        case_fields: Mapping[str, Any] | None,
+        case_status: str | None,
+        actor: str,
+    ) -> None:
+        """What lands with a step's result: its outbox messages and its case changes."""
+        for draft in messages:
+            insert_message(session, case.id, step_id, visit, draft, finished)
+        if case_fields or case_status is not None:
+            change_case(session, case, status=case_status, fields=case_fields, actor=actor, at=finished)
+        session.flush()
 
     def step_run(self, key: str, step_id: str, visit: int) -> StepRunRecord | None:
         """The run of ``step_id``'s visit, or ``None`` if the case never got there.

@@ -49,11 +49,12 @@ def insert_ignoring_conflict(
     Returns:
         The new row's id, or ``None`` when a row was already there.
     """
+    # The values go as parameters, not into the statement: the statement then compiles once
+    # per table and column set (SQLAlchemy's cache), not on every call.
     statement = (
         insert_for(session, model)
-        .values(**values)
         .on_conflict_do_nothing(index_elements=conflict_columns)
         .returning(table_of(model).c.id)
     )
-    new_id: int | None = session.execute(statement).scalar_one_or_none()
+    new_id: int | None = session.execute(statement, values).scalar_one_or_none()
     return new_id

@@ -64,6 +64,35 @@ class TestBeginAndComplete:
         run = register.complete_step(case.key, "route", 1, {"next": "hotfix"}, T0)
         assert (run.started_at, run.finished_at, run.status) == (T0, T0, "done")
         assert register.step_run(case.key, "route", 1) == run
+    def test_a_record_step_changes_its_case_with_its_result_once(
+        self, register: Register, open_case: OpenCase
+    ) -> None:
+        case = open_case()
+        values = {"severity": "high", "status": "fixing"}
+        first = register.complete_step(
+            case.key, "classify", 1, values, T0, case_fields={"severity": "high"}, case_status="fixing"
+        )
+        replay = register.complete_step(
+            case.key, "classify", 1, values, T0 + timedelta(minutes=5), case_fields={"severity": "low"}, case_status="x"
+        )
+        assert replay == first
+        record = register.case(case.key)
+        assert (record.fields, record.status, record.current_step) == ({"severity": "high"}, "fixing", "classify")
+        [updated] = [e for e in register.audit_events(case.key) if e.event == "case.updated"]
+        assert updated.after == {"status": "fixing", "fields": {"severity": "high"}}
+        assert updated.at == T0
+
+    def test_a_case_change_that_fails_leaves_the_step_open(
+        self, register: Register, open_case: OpenCase
+    ) -> None:
+        case = open_case()
+        register.begin_step(case.key, "classify", 1, started_at=T0)
+        with pytest.raises(ValueError):
+            register.complete_step(case.key, "classify", 1, {}, T0, case_fields={"bad": object()})
+        [run] = register.step_runs(case.key)
+        assert run.is_open
+        assert register.case(case.key).fields == {}
+
         assert register.step_run(case.key, "route", 2) is None
 
     def test_loops_make_visits(self, register: Register, open_case: OpenCase) -> None:
