@@ -334,6 +334,13 @@ def main() -> None:
                 f"A {(a.server_cpu + a.own_cpu + a.runs_cpu) / a.cases:.1f} s, "
                 f"B {(b.server_cpu + b.own_cpu + b.runs_cpu) / b.cases:.1f} s; load average now {os.getloadavg()[0]:.1f})"
             )
+            cores = os.cpu_count() or 1
+            print(
+                f"CPU-bound capacity of this machine ({cores} cores / CPU per case): "
+                f"A {cores * 60 / ((a.server_cpu + a.own_cpu + a.runs_cpu) / a.cases):.1f} cases/min, "
+                f"B {cores * 60 / ((b.server_cpu + b.own_cpu + b.runs_cpu) / b.cases):.1f} cases/min "
+                "(the wall-clock rates above move with whatever else the machine runs)"
+            )
             expected = batch * args.rounds + args.warmup
             _check_register(register_url, SERVED, expected)
             _check_register(register_url, POOLED, expected)

@@ -158,6 +158,21 @@ def _serve(server: PrefectServer, folder: Path, register_url: str, deployments: 
         yield served
 
 
+@contextlib.contextmanager
+def _removed_afterwards(server: PrefectServer, names: list[str]) -> Iterator[None]:
+    """Delete these deployments at the end: the session's server outlives the test, and a
+    stopped serve leaves its schedules making runs nobody takes."""
+    from prefect.exceptions import ObjectNotFound
+
+    try:
+        yield
+    finally:
+        with server.client() as client:
+            for name in names:
+                with contextlib.suppress(ObjectNotFound):
+                    client.delete_deployment(client.read_deployment_by_name(name).id)
+
+
 def _deployment(server: PrefectServer, name: str) -> Any:
     with server.client() as client:
         return client.read_deployment_by_name(name)
@@ -181,7 +196,7 @@ def served(prefect_server: PrefectServer, tmp_path_factory: pytest.TempPathFacto
     )
     register_url = f"sqlite:///{root / 'register.db'}"
     names = [f"{p}/{p}" for p in ("dt-ticket", "dt-heartbeat", "dt-weekly", "dt-monthly")]
-    with _serve(prefect_server, folder, register_url, names + SYSTEM_DEPLOYMENTS) as process:
+    with _removed_afterwards(prefect_server, names), _serve(prefect_server, folder, register_url, names + SYSTEM_DEPLOYMENTS) as process:
         yield Served(folder, load_library(folder), Register(register_url), process)
 
 
@@ -363,9 +378,18 @@ def _start_and_wait_at_triage(server: PrefectServer, register: Register, title: 
     return run, case.key
 
 
+@pytest.fixture
+def removed_afterwards(prefect_server: PrefectServer) -> Iterator[list[str]]:
+    """Names of deployments the test makes, deleted at its end."""
+    names: list[str] = []
+    with _removed_afterwards(prefect_server, names):
+        yield names
+
+
 def test_a_changed_definition_updates_its_deployment_and_a_waiting_case_finishes_on_its_old_version(
-    prefect_server: PrefectServer, tmp_path: Path
+    prefect_server: PrefectServer, tmp_path: Path, removed_afterwards: list[str]
 ) -> None:
+    removed_afterwards.append("dt-change/dt-change")
     folder = write_processes(tmp_path / "processes", {"dt-change": CHANGE_V1})
     register_url = f"sqlite:///{tmp_path / 'register.db'}"
     register = Register(register_url)
@@ -424,10 +448,13 @@ DECLARED_OFF = PAUSABLE.replace("dt-pausable", "dt-declared").replace("DTP", "DT
 )
 
 
-def test_a_schedule_paused_in_prefect_stays_paused_when_serve_restarts(prefect_server: PrefectServer, tmp_path: Path) -> None:
+def test_a_schedule_paused_in_prefect_stays_paused_when_serve_restarts(
+    prefect_server: PrefectServer, tmp_path: Path, removed_afterwards: list[str]
+) -> None:
     folder = write_processes(tmp_path / "processes", {"dt-pausable": PAUSABLE, "dt-declared": DECLARED_OFF})
     register_url = f"sqlite:///{tmp_path / 'register.db'}"
     names = ["dt-pausable/dt-pausable", "dt-declared/dt-declared"]
+    removed_afterwards.extend(names)
     with _serve(prefect_server, folder, register_url, names):
         [schedule] = _deployment(prefect_server, names[0]).schedules
         assert schedule.active is True
@@ -452,3 +479,28 @@ def test_a_schedule_paused_in_prefect_stays_paused_when_serve_restarts(prefect_s
         [declared_again] = _deployment(prefect_server, names[1]).schedules
         assert declared_again.active is False
     print(f"[timing] restart of serve with a paused schedule: {time.monotonic() - started:.1f} s")
+
+
+def test_a_schedule_paused_before_schedules_had_slugs_stays_paused(
+    prefect_server: PrefectServer, tmp_path: Path, removed_afterwards: list[str]
+) -> None:
+    from aftercare.flows.serving import process_deployment
+
+    legacy = PAUSABLE.replace("dt-pausable", "dt-legacy").replace("DTP", "DTL")
+    folder = write_processes(tmp_path / "processes", {"dt-legacy": legacy})
+    name = "dt-legacy/dt-legacy"
+    removed_afterwards.append(name)
+    library = load_library(folder)
+    # What serve made before its schedules had a slug: Prefect then replaces them all on update.
+    old = process_deployment(library.definitions["dt-legacy"], library)
+    old.schedules = [schedule.model_copy(update={"slug": None}) for schedule in old.schedules]
+    old.apply()
+    [before] = _deployment(prefect_server, name).schedules
+    assert before.slug is None
+    with prefect_server.client() as client:
+        client.update_deployment_schedule(before.deployment_id, before.id, active=False)
+
+    with _serve(prefect_server, folder, f"sqlite:///{tmp_path / 'register.db'}", [name]):
+        [after] = _deployment(prefect_server, name).schedules
+    assert (after.slug, after.active) == ("dt-legacy-schedule", False)
+    assert after.schedule.cron == "30 8 * * *"
