@@ -6,7 +6,6 @@ those of other tests that serve the shipped library on the same session server.
 
 from __future__ import annotations
 
-import secrets
 import subprocess
 import sys
 import time
@@ -14,14 +13,12 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-import psycopg
 import pytest
-from psycopg import sql
+
+from tests.fixtures.postgres import PG_URL, create_pg_database, drop_pg_database
 
 T = TypeVar("T")
 
-PG_ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=5"
-PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
 
 TEAM = """\
 team:
@@ -76,26 +73,12 @@ def wait_until(probe: Callable[[], T | None], *, timeout: float, what: str, inte
         time.sleep(interval)
 
 
-def create_pg_database(prefix: str = "aftercare_deploy") -> str:
-    """An empty PostgreSQL database with a random name; its name."""
-    name = f"{prefix}_{secrets.token_hex(6)}"
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    return name
-
-
-def drop_pg_database(name: str) -> None:
-    """Drop a database, ending whatever connections it still has."""
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
 @pytest.fixture
 def pg_register_url() -> Iterator[str]:
     """The SQLAlchemy URL of a fresh PostgreSQL database for the register, dropped afterwards."""
     from aftercare.engine.register import dispose
 
-    name = create_pg_database()
+    name = create_pg_database("aftercare_deploy")
     url = PG_URL.format(name=name)
     try:
         yield url

@@ -38,7 +38,7 @@ def register(tmp_path: Path) -> Iterator[Register]:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def any_register(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Register]:
     """The register on a SQLite file and on a fresh PostgreSQL database (claims differ: locks vs SKIP LOCKED)."""
-    from tests.register.conftest import PG_URL, create_pg_database, drop_pg_database
+    from tests.fixtures.postgres import PG_URL, create_pg_database, drop_pg_database
 
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path}/r.db"

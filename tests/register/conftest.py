@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
-from psycopg import sql
 
 from aftercare.engine.register import CaseRecord, Register, dispose, engine_for, upgrade
+from tests.fixtures.postgres import PG_URL, create_pg_database, drop_pg_database
 
-# The real server of the test machine; unreachable means failing tests, never skipped ones.
-PG_ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=5"
-PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+# The real PostgreSQL of the test machine; unreachable means failing tests, never skipped ones.
 
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=timezone.utc)
 TABLES = (
@@ -28,25 +24,6 @@ TABLES = (
     "cases",
     "definitions",
 )
-
-
-def create_pg_database() -> str:
-    """Create an empty database with a random name; return its name."""
-    name = f"aftercare_test_{secrets.token_hex(6)}"
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    return name
-
-
-def drop_pg_database(name: str) -> None:
-    """Terminate the database's connections and drop it."""
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
-        admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = %s AND pid <> pg_backend_pid()",
-            (name,),
-        )
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 @pytest.fixture(scope="session")
