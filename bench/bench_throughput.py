@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -54,6 +53,7 @@ from tests.fixtures.prefect_server import (  # noqa: E402
     PrefectServer,
     fresh_pg_database,
     running_prefect_server,
+    stop_process_groups,
 )
 
 SETTLE = 4.0
@@ -174,17 +174,7 @@ def _processes(commands: Sequence[Sequence[str]], env: Mapping[str, str], logs: 
                 )
         yield started
     finally:
-        for process in started:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in started:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                pass
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+        stop_process_groups(started, grace=20)
 
 
 def _wait_for_deployment(server: PrefectServer, name: str, processes: list[subprocess.Popen[bytes]], timeout: float = 120) -> Any:

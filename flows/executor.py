@@ -15,7 +15,6 @@ from typing import Any, TypeVar
 from prefect import Task, task
 from prefect.cache_policies import NO_CACHE
 
-from aftercare.engine import router
 from aftercare.engine.case import CaseState
 from aftercare.engine.driver import HumanPlan
 from aftercare.engine.errors import AnswerError
@@ -28,7 +27,6 @@ from .clock import utc_now
 from .messages import Messenger
 
 T = TypeVar("T")
-SYSTEM = "aftercare"
 
 
 @dataclass
@@ -56,12 +54,12 @@ class PrefectExecutor:
     links: dict[str, str] = field(default_factory=dict)
     launch: Callable[[str, str, dict[str, Any]], str | None] | None = None
     _completed: dict[tuple[str, int], StepRunRecord] = field(default_factory=dict)
-    _finished: dict[tuple[str, int], dict[str, Any]] | None = None
+    _begins: dict[tuple[str, int], datetime] = field(default_factory=dict)
+    _finished: dict[tuple[str, int], dict[str, Any]] | None = field(init=False)
+    """Results of the visits earlier executions finished; read on the first ``recorded``."""
 
     def __post_init__(self) -> None:
-        if self.fresh:
-            self._finished = {}
-    _begins: dict[tuple[str, int], datetime] = field(default_factory=dict)
+        self._finished = {} if self.fresh else None
 
     # --- the executor protocol ----------------------------------------------------------
 

@@ -100,8 +100,9 @@ class AnswerFeeder:
     def _interrupt_the_run(self) -> None:
         """The run waits for an answer that will never come: interrupt it, as Ctrl-C would.
 
-        Python drops an interrupt that lands while the main thread runs a finalizer, so it
-        is repeated until ``run_foreground`` has stopped the feeder (it took effect).
+        An interrupt was once seen to be lost (the run stayed paused until the test's
+        timeout; the cause was not traced), so it is repeated until ``run_foreground`` has
+        stopped the feeder, which means it took effect.
         """
         for _ in range(INTERRUPT_ATTEMPTS):
             _thread.interrupt_main()

@@ -37,7 +37,7 @@ def current_api_url() -> str:
     return str(url)
 
 
-def send(what: str, update: Callable[[Any], object]) -> Future[None]:
+def _send(what: str, update: Callable[[Any], object]) -> Future[None]:
     """Queue ``update(client)`` for the calling thread's Prefect API; returns when it is queued."""
     api_url = current_api_url()
 
@@ -68,7 +68,7 @@ def release_run(flow_run_id: object) -> None:
     with _lock:
         held = _held.pop(str(flow_run_id), [])
     for what, update in held:
-        send(what, update)
+        _send(what, update)
 
 
 def drain(timeout: float = 30.0) -> None:

@@ -15,7 +15,7 @@ from typing import TypeVar
 
 import pytest
 
-from tests.fixtures.postgres import PG_URL, create_pg_database, drop_pg_database
+from tests.fixtures.postgres import pg_register_database
 
 T = TypeVar("T")
 
@@ -76,12 +76,5 @@ def wait_until(probe: Callable[[], T | None], *, timeout: float, what: str, inte
 @pytest.fixture
 def pg_register_url() -> Iterator[str]:
     """The SQLAlchemy URL of a fresh PostgreSQL database for the register, dropped afterwards."""
-    from aftercare.engine.register import dispose
-
-    name = create_pg_database("aftercare_deploy")
-    url = PG_URL.format(name=name)
-    try:
+    with pg_register_database("aftercare_deploy") as url:
         yield url
-    finally:
-        dispose(url)
-        drop_pg_database(name)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
 import time
 import uuid
@@ -30,7 +29,7 @@ from aftercare.engine.library import load_library
 from aftercare.engine.register import Register
 from aftercare.flows.answering import submit_answer
 from tests.deploy.conftest import aftercare_command, prefect_command, run_command, write_processes
-from tests.fixtures.prefect_server import PrefectServer
+from tests.fixtures.prefect_server import PrefectServer, stop_process_groups
 
 pytestmark = pytest.mark.prefect_server
 
@@ -101,17 +100,7 @@ def _workers(names: Sequence[str], pool: str, env: Mapping[str, str], folder: Pa
             workers.pids[name] = process.pid
         yield workers
     finally:
-        for process in started:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in started:
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                pass
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+        stop_process_groups(started, grace=15)
 
 
 def cpu_seconds(group: int, *, children: bool = True) -> float:

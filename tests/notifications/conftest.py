@@ -38,20 +38,15 @@ def register(tmp_path: Path) -> Iterator[Register]:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def any_register(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Register]:
     """The register on a SQLite file and on a fresh PostgreSQL database (claims differ: locks vs SKIP LOCKED)."""
-    from tests.fixtures.postgres import PG_URL, create_pg_database, drop_pg_database
+    from tests.fixtures.postgres import pg_register_database
 
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path}/r.db"
         yield Register(url=url)
         dispose(url)
         return
-    name = create_pg_database()
-    url = PG_URL.format(name=name)
-    try:
+    with pg_register_database() as url:
         yield Register(url=url)
-    finally:
-        dispose(url)
-        drop_pg_database(name)
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from aftercare.engine.register import CaseRecord, Register, dispose, engine_for, upgrade
-from tests.fixtures.postgres import PG_URL, create_pg_database, drop_pg_database
+from tests.fixtures.postgres import pg_register_database
 
 # The real PostgreSQL of the test machine; unreachable means failing tests, never skipped ones.
 
@@ -29,14 +29,9 @@ TABLES = (
 @pytest.fixture(scope="session")
 def pg_shared_url() -> Iterator[str]:
     """One migrated PostgreSQL database for the session, dropped at its end."""
-    name = create_pg_database()
-    url = PG_URL.format(name=name)
-    try:
+    with pg_register_database() as url:
         upgrade(url)
         yield url
-    finally:
-        dispose(url)
-        drop_pg_database(name)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -47,13 +42,8 @@ def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield url
         dispose(url)
         return
-    name = create_pg_database()
-    url = PG_URL.format(name=name)
-    try:
+    with pg_register_database() as url:
         yield url
-    finally:
-        dispose(url)
-        drop_pg_database(name)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
