@@ -22,6 +22,7 @@ from .rows import (
     case_row,
     case_select,
     case_snapshot,
+    case_state,
     to_case_record,
 )
 from .store import SYSTEM_ACTOR, UNSET, Store, Unset, utc_now
@@ -106,7 +107,7 @@ class CaseStore(Store):
                 )
                 session.add(row)
                 session.flush()
-                add_audit(session, row.id, "case.opened", actor, opened, after=case_snapshot(row))
+                add_audit(session, row.id, "case.opened", actor, opened, after=case_snapshot(case_state(row)))
                 return to_case_record(row, parent.key if parent else None)
         except RegisterError as error:
             if not isinstance(error.__cause__, IntegrityError):
@@ -229,9 +230,9 @@ class CaseStore(Store):
             row = case_row(session, key, lock=True)
             if row.closed_at is not None:
                 return case_record(session, row)
-            before = case_snapshot(row)
+            before = case_snapshot(case_state(row))
             row.status, row.outcome, row.closed_at, row.current_step = status, outcome, when, None
-            after = case_snapshot(row)
+            after = case_snapshot(case_state(row))
             add_audit(session, row.id, "case.closed", actor, when, before=before, after=after)
             return case_record(session, row)
 
@@ -301,23 +302,51 @@ def change_case(
     actor: str,
     at: datetime,
 ) -> None:
-    """Change a locked case row in the session's transaction; audit ``case.updated`` when anything changed.
+    """Change a locked case row (ORM) in the session's transaction; audit ``case.updated`` when anything changed."""
+    state = case_state(row)
+    changes = case_changes(state, status=status, current_step=current_step, fields=fields, due_at=due_at)
+    for name, value in changes.items():
+        setattr(row, name, value)
+    audit_case_change(session, row.id, state, changes, actor, at)
+
+
+def case_changes(
+    state: Mapping[str, Any],
+    *,
+    status: str | None = None,
+    current_step: str | None | Unset = UNSET,
+    fields: Mapping[str, Any] | None = None,
+    due_at: datetime | None | Unset = UNSET,
+) -> dict[str, Any]:
+    """The columns a change sets on a case in ``state`` (:func:`case_state`).
+
+    ``fields`` are merged into the case's fields; a new deadline clears ``escalated_at``,
+    so its breach is escalated again.
+    """
+    changes: dict[str, Any] = {}
+    if status is not None:
+        changes["status"] = status
+    if not isinstance(current_step, Unset):
+        changes["current_step"] = current_step
+    if fields:
+        changes["fields"] = {**state["fields"], **fields}
+    if not isinstance(due_at, Unset):
+        new_due = require_utc(due_at, "due_at") if due_at else None
+        if new_due != state["due_at"]:
+            changes.update(due_at=new_due, escalated_at=None)
+    return changes
+
+
+def audit_case_change(
+    session: Session, case_id: int, state: Mapping[str, Any], changes: Mapping[str, Any], actor: str, at: datetime
+) -> None:
+    """Audit ``case.updated`` with the state columns that ``changes`` really change, if any.
 
     Shared by :meth:`CaseStore.update_case` and :meth:`StepStore.complete_step` (a
     ``record`` step's fields land with its result, in one transaction).
     """
-    before = case_snapshot(row)
-    if status is not None:
-        row.status = status
-    if not isinstance(current_step, Unset):
-        row.current_step = current_step
-    if fields:
-        row.fields = {**row.fields, **fields}
-    if not isinstance(due_at, Unset):
-        new_due = require_utc(due_at, "due_at") if due_at else None
-        if new_due != row.due_at:
-            row.due_at, row.escalated_at = new_due, None
-    after = case_snapshot(row)
-    if after != before:
-        changed = [k for k in after if after[k] != before[k]]
-        add_audit(session, row.id, "case.updated", actor, at, before={k: before[k] for k in changed}, after={k: after[k] for k in changed})
+    before = case_snapshot(state)
+    after = case_snapshot({**state, **changes})
+    changed = [name for name in after if after[name] != before[name]]
+    if changed:
+        add_audit(session, case_id, "case.updated", actor, at, before={k: before[k] for k in changed}, after={k: after[k] for k in changed})

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from .column_types import check_json, require_utc
@@ -23,6 +23,7 @@ from .rows import (
 )
 from .store import Store, utc_now
 from .timeline import build_timeline
+from .upserts import table_of
 
 
 class History(Store):
@@ -57,9 +58,17 @@ class History(Store):
         check_json([dict(before or {}), dict(after or {})], f"audit event {event!r}")
         with self._write() as session:
             case_id = case_row(session, key).id if key else None
-            row = add_audit(session, case_id, event, actor, when, before, after, detail)
-            session.flush()
-            return to_audit_record(row, key)
+            event_id = add_audit(session, case_id, event, actor, when, before, after, detail)
+        return AuditRecord(
+            id=event_id,
+            case_key=key,
+            event=event,
+            actor=actor,
+            at=when,
+            before=dict(before) if before is not None else None,
+            after=dict(after) if after is not None else None,
+            detail=detail,
+        )
 
     def audit_events(self, key: str) -> list[AuditRecord]:
         """A case's audit events in time order.
@@ -123,19 +132,22 @@ def add_audit(
     before: Mapping[str, Any] | None = None,
     after: Mapping[str, Any] | None = None,
     detail: str | None = None,
-) -> AuditEvent:
-    """Add an audit event to the session's transaction."""
-    row = AuditEvent(
-        case_id=case_id,
-        event=event,
-        actor=actor,
-        at=at,
-        before=dict(before) if before is not None else None,
-        after=dict(after) if after is not None else None,
-        detail=detail,
-    )
-    session.add(row)
-    return row
+) -> int:
+    """Add an audit event to the session's transaction (a Core INSERT, no ORM flush); returns its id."""
+    values = {
+        "case_id": case_id,
+        "event": event,
+        "actor": actor,
+        "at": at,
+        "before": dict(before) if before is not None else None,
+        "after": dict(after) if after is not None else None,
+        "detail": detail,
+    }
+    new_id: int = session.execute(_INSERT_AUDIT, values).scalar_one()
+    return new_id
+
+
+_INSERT_AUDIT = insert(table_of(AuditEvent)).returning(table_of(AuditEvent).c.id)
 
 
 def audit_records(session: Session, case: Case) -> list[AuditRecord]:

@@ -6,8 +6,7 @@ import re
 
 from sqlalchemy.orm import Session
 
-from .models import KeyCounter
-from .upserts import insert_for, table_of
+from .upserts import increment_counter
 
 _PREFIX = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 KEY_DIGITS = 4
@@ -44,14 +43,4 @@ def allocate_key(session: Session, prefix: str) -> str:
         session: a session in a write transaction.
         prefix: the key prefix, such as ``ISS``.
     """
-    table = table_of(KeyCounter)
-    statement = (
-        insert_for(session, KeyCounter)
-        .values(prefix=check_prefix(prefix), last=1)
-        .on_conflict_do_update(
-            index_elements=[table.c.prefix], set_={"last": table.c.last + 1}
-        )
-        .returning(table.c.last)
-    )
-    number: int = session.execute(statement).scalar_one()
-    return format_key(prefix, number)
+    return format_key(prefix, increment_counter(session, check_prefix(prefix)))

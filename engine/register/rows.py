@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import BindParameter, ColumnElement, Row, Select, bindparam, select
@@ -85,15 +86,40 @@ def to_case_record(row: Case | Row[Any], parent_key: str | None) -> CaseRecord:
     )
 
 
-def case_snapshot(row: Case) -> dict[str, Any]:
-    """The mutable state of a case as JSON, for audit before/after."""
+CASE_STATE = ("status", "outcome", "current_step", "fields", "due_at", "closed_at")
+"""The columns of a case that change as it moves (what its audit's before/after show)."""
+
+
+def case_state(row: Case | Row[Any]) -> dict[str, Any]:
+    """A case's :data:`CASE_STATE` columns, from an ORM row or a Core row."""
+    return {name: getattr(row, name) for name in CASE_STATE}
+
+
+def case_state_row(session: Session, key: str, *, lock: bool = False) -> Row[Any]:
+    """The case ``key``'s id, key and :data:`CASE_STATE` as a Core row (no ORM object), locked on PostgreSQL when ``lock``.
+
+    Raises:
+        NotFoundError: there is no such case.
+    """
+    cases = table_of(Case)  # table columns: an ORM-enabled select costs more to run
+    statement = select(cases.c.id, cases.c.key, *(cases.c[name] for name in CASE_STATE)).where(cases.c.key == key)
+    if lock:
+        statement = statement.with_for_update()
+    row = session.execute(statement).one_or_none()
+    if row is None:
+        raise NotFoundError(f"no case {key!r} in the register")
+    return row
+
+
+def case_snapshot(state: Mapping[str, Any]) -> dict[str, Any]:
+    """A case's state (:func:`case_state`) as JSON, for audit before/after."""
     return {
-        "status": row.status,
-        "outcome": row.outcome,
-        "current_step": row.current_step,
-        "fields": dict(row.fields),
-        "due_at": row.due_at.isoformat() if row.due_at else None,
-        "closed_at": row.closed_at.isoformat() if row.closed_at else None,
+        "status": state["status"],
+        "outcome": state["outcome"],
+        "current_step": state["current_step"],
+        "fields": dict(state["fields"]),
+        "due_at": state["due_at"].isoformat() if state["due_at"] else None,
+        "closed_at": state["closed_at"].isoformat() if state["closed_at"] else None,
     }
 
 

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from ..errors import NotFoundError
 from .column_types import check_json, require_utc
-from .cases import change_case
+from .cases import audit_case_change, case_changes
 from .history import add_audit
 from .models import Case, StepRun
 from .outbox import insert_message
@@ -22,9 +22,9 @@ from .records import (
     MessageDraft,
     StepRunRecord,
 )
-from .rows import case_row, step_is_open, step_records, step_select, to_step_record
+from .rows import case_row, case_state, case_state_row, step_is_open, step_records, step_select, to_step_record
 from .store import SYSTEM_ACTOR, UNSET, Store, Unset
-from .upserts import insert_ignoring_conflict
+from .upserts import insert_ignoring_conflict, table_of
 
 
 class StepStore(Store):
@@ -169,8 +169,10 @@ class StepStore(Store):
         finished = require_utc(finished_at, "finished_at")
         started = require_utc(started_at, "started_at") if started_at else finished
         changes_case = bool(case_fields) or case_status is not None
+        # Core statements on the case's columns, no ORM objects: this runs for every step
+        # of every case, and the ORM's loading and flushing cost three times as much here.
         with self._write() as session:
-            case = case_row(session, key, lock=changes_case)
+            case = case_state_row(session, key, lock=changes_case)
             # A step never begun (an automatic one) is inserted finished: one statement.
             new_id = insert_ignoring_conflict(
                 session,
@@ -187,8 +189,8 @@ class StepStore(Store):
                 ["case_id", "step_id", "visit"],
             )
             if new_id is not None:
-                case.current_step = step_id
-                self._finish_with(session, case, step_id, visit, finished, messages, case_fields, case_status, actor)
+                state = {**case_state(case), "current_step": step_id}
+                _finish_with(session, case.id, state, {"current_step": step_id}, step_id, visit, finished, messages, case_fields, case_status, actor)
                 return StepRunRecord(
                     id=new_id, case_key=case.key, step_id=step_id, visit=visit, status=status, result=dict(result),
                     started_at=started, finished_at=finished, due_at=None, escalated_at=None, assignee=None,
@@ -196,27 +198,8 @@ class StepStore(Store):
             row = step_row(session, case.id, step_id, visit, lock=True)
             if row.status in OPEN_STEP_STATUSES:
                 row.status, row.result, row.finished_at = status, dict(result), finished
-                self._finish_with(session, case, step_id, visit, finished, messages, case_fields, case_status, actor)
+                _finish_with(session, case.id, case_state(case), {}, step_id, visit, finished, messages, case_fields, case_status, actor)
             return to_step_record(row, case.key)
-
-    @staticmethod
-    def _finish_with(
-        session: Session,
-        case: Case,
-        step_id: str,
-        visit: int,
-        finished: datetime,
-        messages: Sequence[MessageDraft],
-        case_fields: Mapping[str, Any] | None,
-        case_status: str | None,
-        actor: str,
-    ) -> None:
-        """What lands with a step's result: its outbox messages and its case changes."""
-        for draft in messages:
-            insert_message(session, case.id, step_id, visit, draft, finished)
-        if case_fields or case_status is not None:
-            change_case(session, case, status=case_status, fields=case_fields, actor=actor, at=finished)
-        session.flush()
 
     def step_run(self, key: str, step_id: str, visit: int) -> StepRunRecord | None:
         """The run of ``step_id``'s visit, or ``None`` if the case never got there.
@@ -317,6 +300,30 @@ class StepStore(Store):
                 detail=f"{step_id} #{visit} passed its due time",
             )
             return True
+
+
+def _finish_with(
+    session: Session,
+    case_id: int,
+    state: Mapping[str, Any],
+    columns: Mapping[str, Any],
+    step_id: str,
+    visit: int,
+    finished: datetime,
+    messages: Sequence[MessageDraft],
+    case_fields: Mapping[str, Any] | None,
+    case_status: str | None,
+    actor: str,
+) -> None:
+    """What lands with a step's result: its outbox messages, ``columns`` of its case, and the case changes of a ``record`` step (audited)."""
+    for draft in messages:
+        insert_message(session, case_id, step_id, visit, draft, finished)
+    changes = case_changes(state, status=case_status, fields=case_fields)
+    if columns or changes:
+        cases = table_of(Case)  # a Core UPDATE: the ORM's would look for the row in the session first
+        session.execute(update(cases).where(cases.c.id == case_id).values({**columns, **changes}))
+    audit_case_change(session, case_id, state, changes, actor, finished)
+    session.flush()
 
 
 def step_row(
