@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -23,9 +23,15 @@ from .rows import (
     case_select,
     case_snapshot,
     case_state,
+    case_state_row,
+    parent_key_of,
     to_case_record,
 )
 from .store import SYSTEM_ACTOR, UNSET, Store, Unset, utc_now
+from .upserts import table_of
+
+
+_INSERT_CASE = insert(table_of(Case)).returning(table_of(Case).c.id)
 
 
 class CaseStore(Store):
@@ -78,37 +84,38 @@ class CaseStore(Store):
         opened = require_utc(opened_at, "opened_at") if opened_at else utc_now()
         check_json(dict(inputs), f"inputs of a {process} case")
         due = require_utc(due_at, "due_at") if due_at else None
-        existing = self._existing_case(idempotency_key, flow_run_id)
-        if existing is not None:
-            return existing
         try:
+            # A replay finds its case inside the write transaction; a new case is written
+            # with Core statements (it is opened for every run: no ORM object to flush).
             with self._write() as session:
                 found = _find_case(session, idempotency_key, flow_run_id)
                 if found is not None:
                     return case_record(session, found)
-                parent = case_row(session, parent_key) if parent_key else None
-                row = Case(
-                    key=allocate_key(session, key_prefix),
-                    process=process,
-                    version=version,
-                    definition_hash=definition_hash,
-                    title=title,
-                    status=status,
-                    outcome=None,
-                    inputs=dict(inputs),
-                    fields={},
-                    current_step=None,
-                    opened_at=opened,
-                    due_at=due,
-                    parent_case_id=parent.id if parent else None,
-                    started_by_step=started_by_step,
-                    flow_run_id=flow_run_id,
-                    idempotency_key=idempotency_key,
-                )
-                session.add(row)
-                session.flush()
-                add_audit(session, row.id, "case.opened", actor, opened, after=case_snapshot(case_state(row)))
-                return to_case_record(row, parent.key if parent else None)
+                parent = case_state_row(session, parent_key) if parent_key else None
+                values: dict[str, Any] = {
+                    "key": allocate_key(session, key_prefix),
+                    "process": process,
+                    "version": version,
+                    "definition_hash": definition_hash,
+                    "title": title,
+                    "status": status,
+                    "outcome": None,
+                    "inputs": dict(inputs),
+                    "fields": {},
+                    "current_step": None,
+                    "opened_at": opened,
+                    "closed_at": None,
+                    "due_at": due,
+                    "escalated_at": None,
+                    "parent_case_id": parent.id if parent else None,
+                    "started_by_step": started_by_step,
+                    "flow_run_id": flow_run_id,
+                    "idempotency_key": idempotency_key,
+                }
+                case_id: int = session.execute(_INSERT_CASE, values).scalar_one()
+                add_audit(session, case_id, "case.opened", actor, opened, after=case_snapshot(values))
+                recorded = {name: value for name, value in values.items() if name != "parent_case_id"}
+                return CaseRecord(id=case_id, parent_key=parent.key if parent else None, **recorded)
         except RegisterError as error:
             if not isinstance(error.__cause__, IntegrityError):
                 raise
@@ -227,14 +234,15 @@ class CaseStore(Store):
         """
         when = require_utc(at, "at") if at else utc_now()
         with self._write() as session:
-            row = case_row(session, key, lock=True)
-            if row.closed_at is not None:
-                return case_record(session, row)
-            before = case_snapshot(case_state(row))
-            row.status, row.outcome, row.closed_at, row.current_step = status, outcome, when, None
-            after = case_snapshot(case_state(row))
-            add_audit(session, row.id, "case.closed", actor, when, before=before, after=after)
-            return case_record(session, row)
+            state_row = case_state_row(session, key, lock=True)
+            if state_row.closed_at is not None:
+                return case_records(session, case_select().where(Case.id == state_row.id))[0]
+            state = case_state(state_row)
+            closing = {"status": status, "outcome": outcome, "closed_at": when, "current_step": None}
+            cases = table_of(Case)
+            row = session.execute(update(cases).where(cases.c.id == state_row.id).values(closing).returning(*cases.c)).one()
+            add_audit(session, row.id, "case.closed", actor, when, before=case_snapshot(state), after=case_snapshot({**state, **closing}))
+            return to_case_record(row, parent_key_of(session, row))
 
     def overdue_cases(self, now: datetime, *, limit: int = 1000) -> list[CaseRecord]:
         """Open cases whose SLA ``due_at`` passed and whose breach is not escalated yet."""

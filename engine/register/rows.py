@@ -55,10 +55,15 @@ def case_row(session: Session, key: str, *, lock: bool = False) -> Case:
 
 def case_record(session: Session, row: Case) -> CaseRecord:
     """Convert a case row, looking up its parent's key when it has one."""
-    parent_key = None
-    if row.parent_case_id is not None:
-        parent_key = session.scalar(select(Case.key).where(Case.id == row.parent_case_id))
-    return to_case_record(row, parent_key)
+    return to_case_record(row, parent_key_of(session, row))
+
+
+def parent_key_of(session: Session, row: Case | Row[Any]) -> str | None:
+    """The key of the case that started ``row``'s case, if one did."""
+    if row.parent_case_id is None:
+        return None
+    parent_key: str | None = session.scalar(select(Case.key).where(Case.id == row.parent_case_id))
+    return parent_key
 
 
 def to_case_record(row: Case | Row[Any], parent_key: str | None) -> CaseRecord:
