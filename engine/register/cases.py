@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -32,6 +32,9 @@ from .upserts import table_of
 
 
 _INSERT_CASE = insert(table_of(Case)).returning(table_of(Case).c.id)
+UPDATE_CASE = update(table_of(Case)).where(table_of(Case).c.id == bindparam("case_id"))
+"""A Core UPDATE of one case (``case_id``); the columns to set are the other parameters."""
+_CLOSE_CASE = UPDATE_CASE.returning(*table_of(Case).c)
 
 
 class CaseStore(Store):
@@ -239,8 +242,7 @@ class CaseStore(Store):
                 return case_records(session, case_select().where(Case.id == state_row.id))[0]
             state = case_state(state_row)
             closing = {"status": status, "outcome": outcome, "closed_at": when, "current_step": None}
-            cases = table_of(Case)
-            row = session.execute(update(cases).where(cases.c.id == state_row.id).values(closing).returning(*cases.c)).one()
+            row = session.execute(_CLOSE_CASE, {"case_id": state_row.id, **closing}).one()
             add_audit(session, row.id, "case.closed", actor, when, before=case_snapshot(state), after=case_snapshot({**state, **closing}))
             return to_case_record(row, parent_key_of(session, row))
 

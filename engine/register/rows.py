@@ -100,17 +100,20 @@ def case_state(row: Case | Row[Any]) -> dict[str, Any]:
     return {name: getattr(row, name) for name in CASE_STATE}
 
 
+# Built once (table columns, not ORM attributes): every step of every case runs it.
+_CASE_STATE = select(
+    table_of(Case).c.id, table_of(Case).c.key, *(table_of(Case).c[name] for name in CASE_STATE)
+).where(table_of(Case).c.key == bindparam("key"))
+_CASE_STATE_LOCKED = _CASE_STATE.with_for_update()
+
+
 def case_state_row(session: Session, key: str, *, lock: bool = False) -> Row[Any]:
     """The case ``key``'s id, key and :data:`CASE_STATE` as a Core row (no ORM object), locked on PostgreSQL when ``lock``.
 
     Raises:
         NotFoundError: there is no such case.
     """
-    cases = table_of(Case)  # table columns: an ORM-enabled select costs more to run
-    statement = select(cases.c.id, cases.c.key, *(cases.c[name] for name in CASE_STATE)).where(cases.c.key == key)
-    if lock:
-        statement = statement.with_for_update()
-    row = session.execute(statement).one_or_none()
+    row = session.execute(_CASE_STATE_LOCKED if lock else _CASE_STATE, {"key": key}).one_or_none()
     if row is None:
         raise NotFoundError(f"no case {key!r} in the register")
     return row

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from ..errors import NotFoundError
 from .column_types import check_json, require_utc
-from .cases import audit_case_change, case_changes
+from .cases import UPDATE_CASE, audit_case_change, case_changes
 from .history import add_audit
 from .models import Case, StepRun
 from .outbox import insert_message
@@ -24,7 +24,7 @@ from .records import (
 )
 from .rows import case_row, case_state, case_state_row, step_is_open, step_records, step_select, to_step_record
 from .store import SYSTEM_ACTOR, UNSET, Store, Unset
-from .upserts import insert_ignoring_conflict, table_of
+from .upserts import insert_ignoring_conflict
 
 
 class StepStore(Store):
@@ -320,8 +320,7 @@ def _finish_with(
         insert_message(session, case_id, step_id, visit, draft, finished)
     changes = case_changes(state, status=case_status, fields=case_fields)
     if columns or changes:
-        cases = table_of(Case)  # a Core UPDATE: the ORM's would look for the row in the session first
-        session.execute(update(cases).where(cases.c.id == case_id).values({**columns, **changes}))
+        session.execute(UPDATE_CASE, {"case_id": case_id, **columns, **changes})
     audit_case_change(session, case_id, state, changes, actor, finished)
     session.flush()
 
