@@ -38,6 +38,12 @@ def flow_name(process: str) -> str:
     return process
 
 
+def run_tags(definition: LoadedDefinition) -> list[str]:
+    """Tags of a process's runs (served, deployed or in the foreground): its process, version and own tags."""
+    spec = definition.spec
+    return [f"process:{spec.process}", f"version:{spec.version}", *spec.tags]
+
+
 def build_flow(definition: LoadedDefinition, library: Library) -> Flow[..., dict[str, Any]]:
     """The Prefect flow of a definition: its inputs are the flow's typed parameters."""
     spec = definition.spec
@@ -165,4 +171,4 @@ def _name_run(flow_run_id: Any, current: str | None, record: CaseRecord) -> None
         ui_updates.hold(flow_run_id, f"name of {record.key}'s run", lambda client: client.update_flow_run(flow_run_id, name=name))
 
 
-__all__ = ["CASE_LISTENERS", "build_flow", "flow_name", "run_definition"]
+__all__ = ["CASE_LISTENERS", "build_flow", "flow_name", "run_definition", "run_tags"]

@@ -9,6 +9,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from prefect import tags
+
 from aftercare.engine.errors import AftercareError
 from aftercare.engine.loader import Library, LoadedDefinition
 
@@ -16,7 +18,7 @@ from aftercare.engine.register import Register
 
 from .answering import paused_key, submit_answer
 from .human import pause_prefix
-from .process_flow import CASE_LISTENERS, build_flow
+from .process_flow import CASE_LISTENERS, build_flow, run_tags
 
 ANSWER_KEYS = ("decision", "by", "comment")
 INTERRUPT_ATTEMPTS = 5
@@ -116,7 +118,8 @@ def run_foreground(definition: LoadedDefinition, library: Library, inputs: Mappi
     feeder = AnswerFeeder(answers or {}, library)
     CASE_LISTENERS.append(feeder.on_case)
     try:
-        result: dict[str, Any] = process_flow(**dict(inputs))
+        with tags(*run_tags(definition)):  # the tags a served or deployed run has from its deployment
+            result: dict[str, Any] = process_flow(**dict(inputs))
     except KeyboardInterrupt:
         if feeder.error is not None:
             raise feeder.error from None

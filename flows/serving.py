@@ -11,15 +11,9 @@ from prefect.types.entrypoint import EntrypointType
 
 from aftercare.engine.loader import Library, LoadedDefinition
 
-from .process_flow import build_flow
+from .process_flow import build_flow, run_tags
 from .schedules import prefect_schedule
 from .system_flows import system_deployments
-
-
-def deployment_tags(definition: LoadedDefinition) -> list[str]:
-    """Tags of a process's deployment and runs: its process, version and own tags."""
-    spec = definition.spec
-    return [f"process:{spec.process}", f"version:{spec.version}", *spec.tags]
 
 
 def process_deployment(definition: LoadedDefinition, library: Library, **options: Any) -> RunnerDeployment:
@@ -31,7 +25,7 @@ def process_deployment(definition: LoadedDefinition, library: Library, **options
         entrypoint_type=EntrypointType.MODULE_PATH,
         description=(spec.description or spec.title).strip(),
         version=f"{spec.version}-{definition.digest[:8]}",
-        tags=deployment_tags(definition),
+        tags=run_tags(definition),
         schedules=[schedule] if schedule else None,
         **options,
     )
