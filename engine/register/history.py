@@ -123,6 +123,9 @@ class History(Store):
             )
 
 
+_INSERT_AUDIT = insert(table_of(AuditEvent)).returning(table_of(AuditEvent).c.id)
+
+
 def add_audit(
     session: Session,
     case_id: int | None,
@@ -145,9 +148,6 @@ def add_audit(
     }
     new_id: int = session.execute(_INSERT_AUDIT, values).scalar_one()
     return new_id
-
-
-_INSERT_AUDIT = insert(table_of(AuditEvent)).returning(table_of(AuditEvent).c.id)
 
 
 def audit_records(session: Session, case: Case) -> list[AuditRecord]:

@@ -13,10 +13,10 @@ from functools import cache
 from typing import Any, cast
 
 from sqlalchemy import BindParameter, String, Table, TextClause, bindparam, literal_column, text
-from sqlalchemy.sql.selectable import TextualSelect
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.selectable import TextualSelect
 
 from .models import Base, KeyCounter
 
