@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Row, select, update
 from sqlalchemy.orm import Session
 
 from ..errors import NotFoundError
@@ -189,8 +189,7 @@ class StepStore(Store):
                 ["case_id", "step_id", "visit"],
             )
             if new_id is not None:
-                state = {**case_state(case), "current_step": step_id}
-                _finish_with(session, case.id, state, {"current_step": step_id}, step_id, visit, finished, messages, case_fields, case_status, actor)
+                _finish_with(session, case, {"current_step": step_id}, step_id, visit, finished, messages, case_fields, case_status, actor)
                 return StepRunRecord(
                     id=new_id, case_key=case.key, step_id=step_id, visit=visit, status=status, result=dict(result),
                     started_at=started, finished_at=finished, due_at=None, escalated_at=None, assignee=None,
@@ -198,7 +197,7 @@ class StepStore(Store):
             row = step_row(session, case.id, step_id, visit, lock=True)
             if row.status in OPEN_STEP_STATUSES:
                 row.status, row.result, row.finished_at = status, dict(result), finished
-                _finish_with(session, case.id, case_state(case), {}, step_id, visit, finished, messages, case_fields, case_status, actor)
+                _finish_with(session, case, {}, step_id, visit, finished, messages, case_fields, case_status, actor)
             return to_step_record(row, case.key)
 
     def step_run(self, key: str, step_id: str, visit: int) -> StepRunRecord | None:
@@ -304,8 +303,7 @@ class StepStore(Store):
 
 def _finish_with(
     session: Session,
-    case_id: int,
-    state: Mapping[str, Any],
+    case: Row[Any],
     columns: Mapping[str, Any],
     step_id: str,
     visit: int,
@@ -315,13 +313,18 @@ def _finish_with(
     case_status: str | None,
     actor: str,
 ) -> None:
-    """What lands with a step's result: its outbox messages, ``columns`` of its case, and the case changes of a ``record`` step (audited)."""
+    """What lands with a step's result: its outbox messages, ``columns`` of its case, and the case changes of a ``record`` step (audited).
+
+    ``case`` is the row of :func:`case_state_row`; ``columns`` go with the result, they
+    are not a change of the case to audit (the step the case is at).
+    """
     for draft in messages:
-        insert_message(session, case_id, step_id, visit, draft, finished)
+        insert_message(session, case.id, step_id, visit, draft, finished)
+    state = {**case_state(case), **columns}
     changes = case_changes(state, status=case_status, fields=case_fields)
     if columns or changes:
-        session.execute(UPDATE_CASE, {"case_id": case_id, **columns, **changes})
-    audit_case_change(session, case_id, state, changes, actor, finished)
+        session.execute(UPDATE_CASE, {"case_id": case.id, **columns, **changes})
+    audit_case_change(session, case.id, state, changes, actor, finished)
     session.flush()
 
 
