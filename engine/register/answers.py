@@ -1,4 +1,4 @@
-"""Answers of people to human steps, decided under a row lock by the router's rule."""
+"""Answers of people to human steps, decided under a row lock by the engine's rule; refused answers."""
 
 from __future__ import annotations
 
@@ -9,19 +9,22 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ..clock import utc_now
 from ..errors import AnswerError
 from .column_types import check_json, require_utc
 from .history import add_audit
 from .models import Approval, Case, StepRun
 from .records import OPEN_STEP_STATUSES, STEP_DONE, AnswerOutcome, AnswerRecord
 from .rows import case_row, to_answer_record, to_step_record
-from .steps import step_row
-from .store import Store, utc_now
+from .steps import pause_attempt_at_least, step_row
+from .store import Store
 
-Decide = Callable[[list[AnswerRecord]], "str | Mapping[str, Any] | None"]
-"""Given every answer so far (oldest first): the step's decision, or its whole result
-(a mapping holding ``decision``, as the router's ``human_result`` builds it), or ``None``
-to keep waiting."""
+REFUSED_EVENT = "answer.refused"
+"""The audit event of an answer a step refused."""
+
+Decide = Callable[[list[AnswerRecord]], Mapping[str, Any] | None]
+"""Given every answer so far (oldest first): the step's whole result, a mapping holding
+``decision`` (the engine builds it), or ``None`` to keep waiting."""
 
 
 class AnswerStore(Store):
@@ -39,17 +42,19 @@ class AnswerStore(Store):
         fields: Mapping[str, Any] | None = None,
         answered_at: datetime | None = None,
         decide: Decide,
+        pause_attempt: int | None = None,
     ) -> AnswerOutcome:
         """Record a person's answer to a human step and decide the step if it can be.
 
         In one transaction, with the step run locked (``SELECT ... FOR UPDATE`` on
         PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite): refuse a decided step or a
         second answer of the same person, insert the answer, call ``decide`` with
-        every answer so far, and when it returns a decision finish the step with
-        the result ``{**fields of every answer (in order), "decision": ...,
-        "decided_by": person, "comment": ..., "answers": [...]}``.
+        every answer so far, and when it returns a result finish the step with it
+        (the register stores the result as given; it builds none of its own).
         Two people answering a quorum-1 step at once get one decision; the other
-        gets AnswerError. A refusal is written to the audit (``answer.refused``).
+        gets AnswerError. A refusal is written to the audit (``answer.refused``),
+        with ``pause_attempt`` raised as for an answer recorded (the refused
+        answer used up its wait as well).
 
         Args:
             key: the case.
@@ -60,11 +65,17 @@ class AnswerStore(Store):
             comment: their comment.
             fields: the form's values.
             answered_at: when; now by default.
-            decide: the router's quorum/veto rule: answers → decision or ``None``.
+            decide: the engine's quorum/veto rule: answers → the step's result
+                (holding ``decision``), or ``None`` to keep waiting.
+            pause_attempt: the waits for input the flow run has used on this visit,
+                this answer's included; the step run keeps the highest count given
+                (whether the answer is recorded or refused).
 
         Raises:
             AnswerError: the step is already decided, or the person already answered.
             NotFoundError: no such case, or the step has no run to answer.
+            ValueError: ``decide`` returned a result without ``decision``, or one
+                that is not JSON; nothing is recorded then.
         """
         when = require_utc(answered_at, "answered_at") if answered_at else utc_now()
         check_json(dict(fields or {}), f"{person}'s answer to step '{step_id}'")
@@ -89,11 +100,56 @@ class AnswerStore(Store):
                     fields=dict(fields or {}),
                     answered_at=when,
                 )
+                pause_attempt_at_least(step, pause_attempt)
                 return _record(session, case, step, [*earlier, answer], decide)
+            # The refusal is kept with the pause it used up, in this transaction.
+            pause_attempt_at_least(step, pause_attempt)
+            after = {"step": step_id, "visit": step.visit}
+            add_audit(session, case.id, REFUSED_EVENT, person, when, after=after, detail=refusal)
+        raise AnswerError(refusal)
+
+    def refuse_answer(
+        self,
+        key: str,
+        step_id: str,
+        visit: int | None,
+        *,
+        person: str,
+        reason: str,
+        via: str | None = None,
+        pause_attempt: int | None = None,
+        at: datetime | None = None,
+    ) -> None:
+        """Record that an answer to a human step was refused, in one transaction.
+
+        Writes the audit event ``answer.refused`` (actor ``person``, after
+        ``{"step", "visit"}`` and ``"via"`` when given, detail ``reason``) and, when
+        ``pause_attempt`` is given, raises the step run's ``pause_attempt`` to it
+        (the refused answer used up a wait for input).
+
+        Args:
+            key: the case.
+            step_id: the human step.
+            visit: the visit answered; ``None`` means the latest.
+            person: who answered.
+            reason: why the answer was refused, for people.
+            via: where the answer came from (``cli``, ``ui``), if known.
+            pause_attempt: the waits for input the flow run has used on this visit,
+                this refused answer's included; the highest count given is kept.
+            at: when; now by default.
+
+        Raises:
+            NotFoundError: no such case, or the step has no run.
+        """
+        when = require_utc(at, "at") if at else utc_now()
         with self._write() as session:
             case = case_row(session, key)
-            add_audit(session, case.id, "answer.refused", person, when, detail=refusal)
-        raise AnswerError(refusal)
+            step = step_row(session, case.id, step_id, visit, lock=pause_attempt is not None)
+            pause_attempt_at_least(step, pause_attempt)
+            after: dict[str, Any] = {"step": step.step_id, "visit": step.visit}
+            if via is not None:
+                after["via"] = via
+            add_audit(session, case.id, REFUSED_EVENT, person, when, after=after, detail=reason)
 
     def answers(self, key: str, step_id: str, visit: int | None = None) -> list[AnswerRecord]:
         """The answers to a step visit (``None``: the latest visit), oldest first.
@@ -115,15 +171,17 @@ def _record(
     session.add(answer)
     session.flush()
     answers = [to_answer_record(a, step, case.key) for a in approvals]
-    decided = decide(list(answers))
-    if isinstance(decided, Mapping):
-        outcome: str | None = str(decided["decision"])
-        result = dict(decided)
-    else:
-        outcome = decided
-        result = _decided_result(decided, answers) if decided is not None else {}
-    if outcome is not None:
-        step.status, step.result, step.finished_at = STEP_DONE, result, answer.answered_at
+    result = decide(list(answers))
+    outcome: str | None = None
+    if result is not None:
+        if not isinstance(result, Mapping) or "decision" not in result:
+            raise ValueError(
+                f"deciding step '{step.step_id}' gave {result!r}; "
+                "a decided step's result is a mapping holding 'decision'"
+            )
+        check_json(dict(result), f"result of step '{step.step_id}'")
+        outcome = str(result["decision"])
+        step.status, step.result, step.finished_at = STEP_DONE, dict(result), answer.answered_at
         add_audit(
             session,
             case.id,
@@ -133,7 +191,7 @@ def _record(
             after={"step": step.step_id, "visit": step.visit, "decision": outcome},
             detail=f"{step.step_id} #{step.visit}: {outcome}",
         )
-        session.flush()
+    session.flush()
     return AnswerOutcome(
         answer=answers[-1],
         answers=tuple(answers),
@@ -150,27 +208,3 @@ def _approval_rows(session: Session, step_run_id: int) -> list[Approval]:
             .order_by(Approval.answered_at, Approval.id)
         )
     )
-
-
-def _decided_result(decision: str, answers: list[AnswerRecord]) -> dict[str, Any]:
-    merged: dict[str, Any] = {}
-    for answer in answers:
-        merged.update(answer.fields)
-    last = answers[-1]
-    return {
-        **merged,
-        "decision": decision,
-        "decided_by": last.person,
-        "comment": last.comment,
-        "answers": [
-            {
-                "person": a.person,
-                "decision": a.decision,
-                "comment": a.comment,
-                "fields": a.fields,
-                "answered_at": a.answered_at.isoformat(),
-            }
-            for a in answers
-        ],
-    }
-

@@ -10,12 +10,13 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from ..clock import utc_now
 from ..errors import RegisterError
 from .column_types import check_json, require_utc
 from .history import add_audit
 from .keys import allocate_key
 from .models import Case, StepRun
-from .records import CASE_CLOSED, CASE_OPEN, OPEN_STEP_STATUSES, CaseRecord
+from .records import CASE_CLOSED, CASE_OPEN, CaseRecord
 from .rows import (
     case_record,
     case_records,
@@ -24,10 +25,12 @@ from .rows import (
     case_snapshot,
     case_state,
     case_state_row,
+    eligible_includes,
     parent_key_of,
+    step_is_open,
     to_case_record,
 )
-from .store import SYSTEM_ACTOR, UNSET, Store, Unset, utc_now
+from .store import SYSTEM_ACTOR, UNSET, Store, Unset
 from .upserts import table_of
 
 
@@ -148,7 +151,7 @@ class CaseStore(Store):
         status: str | None = None,
         process: str | None = None,
         *,
-        assignee: str | None = None,
+        person: str | None = None,
         open_only: bool = False,
         limit: int = 100,
     ) -> list[CaseRecord]:
@@ -157,7 +160,8 @@ class CaseStore(Store):
         Args:
             status: only cases in this status.
             process: only cases of this process.
-            assignee: only cases with an open step assigned to this person or role.
+            person: only cases with an open step this person may answer (a person id
+                such as ``li.na``).
             open_only: only cases not closed.
             limit: at most this many.
         """
@@ -168,19 +172,24 @@ class CaseStore(Store):
             statement = statement.where(Case.process == process)
         if open_only:
             statement = statement.where(Case.closed_at.is_(None))
-        if assignee is not None:
+        if person is not None:
             statement = statement.where(
                 select(StepRun.id)
                 .where(
                     StepRun.case_id == Case.id,
-                    StepRun.assignee == assignee,
-                    StepRun.status.in_(OPEN_STEP_STATUSES),
+                    step_is_open(),
+                    eligible_includes(person, self._db.dialect),
                 )
                 .exists()
             )
         statement = statement.order_by(Case.id.desc()).limit(limit)
         with self._read() as session:
             return case_records(session, statement)
+
+    def processes(self) -> list[str]:
+        """The processes the register has cases of, sorted."""
+        with self._read() as session:
+            return sorted(session.scalars(select(Case.process).distinct()))
 
     def update_case(
         self,

@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import platformdirs
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
+from ..settings import database_url
 from .column_types import dumps_json
 
-ENV_URL = "AFTERCARE_DATABASE_URL"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 # Marks a connection whose transaction writes; on SQLite it then begins with
@@ -30,12 +28,8 @@ _engines_lock = threading.Lock()
 
 
 def default_url() -> str:
-    """The register's URL: ``AFTERCARE_DATABASE_URL`` or a SQLite file in the user data dir."""
-    configured = os.environ.get(ENV_URL, "").strip()
-    if configured:
-        return configured
-    path = Path(platformdirs.user_data_dir("aftercare")) / "register.db"
-    return f"sqlite:///{path}"
+    """The register's URL as the settings give it (``AFTERCARE_DATABASE_URL`` or a SQLite file in the user data dir)."""
+    return database_url()
 
 
 def engine_for(url: str | None = None) -> Engine:

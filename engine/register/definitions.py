@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from ..clock import utc_now
 from ..errors import NotFoundError
+from .history import add_audit
 from .models import Definition
 from .records import CaseRecord
 from .rows import case_record, case_row
-from .store import SYSTEM_ACTOR, Store, utc_now
+from .store import SYSTEM_ACTOR, Store
 
 
 class DefinitionStore(Store):
@@ -27,16 +29,19 @@ class DefinitionStore(Store):
         Raises:
             NotFoundError: no definition was saved under it.
         """
-        with self._read() as session:
-            text = session.scalars(select(Definition.text).where(Definition.hash == digest)).one_or_none()
+        text = self.stored_definition(digest)
         if text is None:
             raise NotFoundError(f"no definition {digest!r} in the register")
         return text
 
+    def stored_definition(self, digest: str) -> str | None:
+        """The text of the definition with this hash, None when none was saved under it."""
+        with self._read() as session:
+            text: str | None = session.scalars(select(Definition.text).where(Definition.hash == digest)).one_or_none()
+        return text
+
     def attach_run(self, key: str, flow_run_id: str, *, actor: str = SYSTEM_ACTOR) -> CaseRecord:
         """Record the flow run that drives a case (a linked case launched after it was opened)."""
-        from .history import add_audit
-
         with self._write() as session:
             case = case_row(session, key, lock=True)
             if case.flow_run_id != flow_run_id:

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from ..clock import utc_now
 from .column_types import check_json, require_utc
 from .models import Approval, AuditEvent, Case, Notification, StepRun
 from .records import AuditRecord, Timeline
@@ -21,7 +22,7 @@ from .rows import (
     to_message_record,
     to_step_record,
 )
-from .store import Store, utc_now
+from .store import Store
 from .timeline import build_timeline
 from .upserts import table_of
 

@@ -120,7 +120,8 @@ class StepRun(Base):
             sqlite_where=_OVERDUE_CANDIDATE,
             postgresql_where=_OVERDUE_CANDIDATE,
         ),
-        Index("ix_step_runs_assignee_status", "assignee", "status"),
+        # Open steps by what they wait for (people or a timer).
+        Index("ix_step_runs_wait_kind_status", "wait_kind", "status"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -133,7 +134,12 @@ class StepRun(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    assignee: Mapped[str | None] = mapped_column(String(200))
+    # Person ids who may answer (a JSON list); NULL for automatic steps.
+    eligible: Mapped[list[str] | None] = mapped_column(json_type())
+    # What an open step waits for: 'person', 'timer' or NULL (records.WAIT_KINDS).
+    wait_kind: Mapped[str | None] = mapped_column(String(16))
+    timed_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    pause_attempt: Mapped[int] = mapped_column(Integer, server_default="0")
 
 
 class Approval(Base):

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
+from ..clock import utc_now
 from ..errors import NotFoundError
 from .column_types import require_utc
 from .models import Case, Notification
@@ -19,7 +20,7 @@ from .records import (
     MessageRecord,
 )
 from .rows import case_row, message_records, message_select, to_message_record
-from .store import Store, utc_now
+from .store import Store
 from .upserts import insert_ignoring_conflict
 
 DEFAULT_LEASE = timedelta(minutes=5)
@@ -200,24 +201,43 @@ class Outbox(Store):
         with self._read() as session:
             return message_records(session, statement)
 
-    def reset_failed(self, now: datetime | None = None) -> int:
-        """Make every failed message pending again with fresh attempts (``outbox retry``).
+    def retry_now(self, now: datetime | None = None) -> tuple[int, int]:
+        """Make every message that waits due now (``aftercare outbox retry``).
+
+        Failed messages become pending again with fresh attempts; pending messages
+        waiting out a backoff after a failed attempt (``next_attempt_at`` after
+        ``now``) are brought forward. Messages being sent (claimed) are left to their
+        deliverer, and messages queued to go out later (no attempt yet) keep their
+        time. One transaction.
 
         Args:
             now: when they become due; now by default.
 
         Returns:
-            How many messages were reset.
+            How many failed messages were made pending, and how many pending ones
+            were brought forward.
         """
         when = require_utc(now, "now") if now else utc_now()
         with self._write() as session:
-            result = session.execute(
+            revived = session.execute(
                 update(Notification)
                 .where(Notification.status == MESSAGE_FAILED)
                 .values(status=MESSAGE_PENDING, attempts=0, next_attempt_at=when, failed_at=None)
                 .returning(Notification.id)
-            )
-            return len(result.all())
+            ).all()
+            # A backoff follows a failed attempt (attempts > 0); a message queued to go out
+            # later has none and keeps its time. Revived messages are due at ``when`` already.
+            brought = session.execute(
+                update(Notification)
+                .where(
+                    Notification.status == MESSAGE_PENDING,
+                    Notification.next_attempt_at > when,
+                    Notification.attempts > 0,
+                )
+                .values(next_attempt_at=when)
+                .returning(Notification.id)
+            ).all()
+            return len(revived), len(brought)
 
 
 def insert_message(

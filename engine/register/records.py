@@ -12,6 +12,12 @@ STEP_DONE = "done"
 OPEN_STEP_STATUSES = (STEP_ACTIVE, STEP_WAITING)
 """A step run in one of these is still running; any other status is final."""
 
+WAIT_PERSON = "person"
+"""``StepRunRecord.wait_kind`` of a human step: it waits for people to answer."""
+WAIT_TIMER = "timer"
+"""``StepRunRecord.wait_kind`` of a ``wait`` step: it waits for its timer."""
+WAIT_KINDS = (WAIT_PERSON, WAIT_TIMER)
+
 CASE_OPEN = "open"
 CASE_CLOSED = "closed"
 
@@ -53,7 +59,18 @@ class CaseRecord:
 
 @dataclass(frozen=True)
 class StepRunRecord:
-    """One visit of a case to a step."""
+    """One visit of a case to a step.
+
+    Attributes:
+        eligible: the ids of the people who may answer a human step (``li.na``), in
+            the order the step named them; empty for automatic steps.
+        wait_kind: what the step waits for while open: :data:`WAIT_PERSON`,
+            :data:`WAIT_TIMER`, or ``None`` (an automatic step).
+        timed_out_at: when the step's due passed for a step that leaves by
+            ``on_timeout`` (see :meth:`Register.mark_timed_out`); ``None`` until then.
+        pause_attempt: how many waits for input the flow run has used up on this
+            visit (each answer taken or refused consumes one).
+    """
 
     id: int
     case_key: str
@@ -65,7 +82,10 @@ class StepRunRecord:
     finished_at: datetime | None
     due_at: datetime | None
     escalated_at: datetime | None
-    assignee: str | None
+    eligible: tuple[str, ...] = ()
+    wait_kind: str | None = None
+    timed_out_at: datetime | None = None
+    pause_attempt: int = 0
 
     @property
     def is_open(self) -> bool:

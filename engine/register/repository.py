@@ -20,6 +20,13 @@ class Register(CaseStore, StepStore, AnswerStore, Outbox, History, Dashboard, De
     step visit, enqueueing the same message key, closing a closed case, all
     return what the first call stored and write nothing.
 
+    A step run's facts are typed columns, never strings to split or audit rows to
+    scan: ``eligible`` (the person ids who may answer), ``wait_kind`` (people or a
+    timer), ``timed_out_at`` (the ``on_timeout`` mark, set once by
+    ``mark_timed_out``) and ``pause_attempt`` (the waits for input the flow run has
+    used, raised with each answer taken or refused). ``open_steps(person=...)``
+    and ``cases(person=...)`` test ``eligible`` in SQL.
+
     One Register may be shared by every thread of a process: each call opens its
     own session, and engines are cached per URL. The schema is migrated on first
     use (once per process and URL). Its parts:
@@ -29,10 +36,10 @@ class Register(CaseStore, StepStore, AnswerStore, Outbox, History, Dashboard, De
       ``mark_case_escalated``;
     - steps (:class:`StepStore`): ``begin_step``, ``update_step``,
       ``complete_step``, ``step_run``, ``step_runs``, ``open_steps``,
-      ``overdue_steps``, ``mark_escalated``;
-    - answers (:class:`AnswerStore`): ``answer``, ``answers``;
+      ``overdue_steps``, ``mark_escalated``, ``mark_timed_out``;
+    - answers (:class:`AnswerStore`): ``answer``, ``refuse_answer``, ``answers``;
     - outbox (:class:`Outbox`): ``enqueue``, ``due_messages``, ``claim_message``,
-      ``mark_delivered``, ``mark_attempt_failed``, ``messages``, ``reset_failed``;
+      ``mark_delivered``, ``mark_attempt_failed``, ``messages``, ``retry_now``;
     - history (:class:`History`): ``audit``, ``audit_events``, ``timeline``;
     - dashboard (:class:`Dashboard`): ``open_cases_by_status_and_process``,
       ``cycle_time_by_process`` (and ``overdue_steps``);

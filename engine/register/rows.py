@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import BindParameter, ColumnElement, Row, Select, bindparam, select
+from sqlalchemy import BindParameter, ColumnElement, Row, Select, bindparam, func, literal_column, select, type_coerce
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session, aliased
 
 from ..errors import NotFoundError
+from ..suggest import did_you_mean
 from .models import Approval, AuditEvent, Case, Notification, StepRun
 from .records import (
     OPEN_STEP_STATUSES,
@@ -49,8 +51,23 @@ def case_row(session: Session, key: str, *, lock: bool = False) -> Case:
         statement = statement.with_for_update()
     row = session.scalars(statement).one_or_none()
     if row is None:
-        raise NotFoundError(f"no case {key!r} in the register")
+        raise no_such_case(session, key)
     return row
+
+
+NEAR_KEYS = 1000
+"""How many of the newest case keys a "did you mean" compares a mistyped key with."""
+
+
+def no_such_case(session: Session, key: str) -> NotFoundError:
+    """The error for a key no case has, suggesting the nearest key among the newest cases."""
+    prefix = key.split("-")[0].upper()
+    near = session.scalars(
+        select(Case.key).where(Case.key.like(f"{prefix}-%")).order_by(Case.id.desc()).limit(NEAR_KEYS)
+    ).all()
+    if not near:
+        near = session.scalars(select(Case.key).order_by(Case.id.desc()).limit(NEAR_KEYS)).all()
+    return NotFoundError(f"no case {key!r} in the register{did_you_mean(key, near)}")
 
 
 def case_record(session: Session, row: Case) -> CaseRecord:
@@ -115,7 +132,7 @@ def case_state_row(session: Session, key: str, *, lock: bool = False) -> Row[Any
     """
     row = session.execute(_CASE_STATE_LOCKED if lock else _CASE_STATE, {"key": key}).one_or_none()
     if row is None:
-        raise NotFoundError(f"no case {key!r} in the register")
+        raise no_such_case(session, key)
     return row
 
 
@@ -155,6 +172,24 @@ def step_is_open() -> ColumnElement[bool]:
     return StepRun.status.in_(statuses)
 
 
+def eligible_includes(person: str, dialect: str) -> ColumnElement[bool]:
+    """``step_runs.eligible`` (a JSON list) holds ``person``, as the backend can test it in SQL.
+
+    PostgreSQL tests containment on the JSONB list (``eligible @> '["li.na"]'``); SQLite
+    looks through the list's elements with ``json_each``. A NULL list holds nobody.
+
+    Args:
+        person: a person id (``li.na``).
+        dialect: the database's dialect name (``sqlite`` or ``postgresql``).
+    """
+    if dialect == "postgresql":
+        return type_coerce(StepRun.eligible, JSONB).contains([person])
+    if dialect != "sqlite":
+        raise NotImplementedError(f"the register supports SQLite and PostgreSQL, not {dialect!r}")
+    element = func.json_each(StepRun.eligible).table_valued("value")
+    return select(literal_column("1")).select_from(element).where(element.c.value == person).exists()
+
+
 def to_step_record(row: StepRun | Row[Any], case_key: str) -> StepRunRecord:
     """Convert a step run row."""
     return StepRunRecord(
@@ -168,7 +203,10 @@ def to_step_record(row: StepRun | Row[Any], case_key: str) -> StepRunRecord:
         finished_at=row.finished_at,
         due_at=row.due_at,
         escalated_at=row.escalated_at,
-        assignee=row.assignee,
+        eligible=tuple(row.eligible or ()),
+        wait_kind=row.wait_kind,
+        timed_out_at=row.timed_out_at,
+        pause_attempt=row.pause_attempt,
     )
 
 

@@ -1,4 +1,4 @@
-"""Step runs: begin, update and complete a visit replay-safely; overdue steps."""
+"""Step runs: begin, update and complete a visit replay-safely; open and overdue steps, escalation and timeout marks."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from ..errors import NotFoundError
 from .column_types import check_json, require_utc
@@ -19,10 +19,20 @@ from .records import (
     OPEN_STEP_STATUSES,
     STEP_ACTIVE,
     STEP_DONE,
+    WAIT_KINDS,
     MessageDraft,
     StepRunRecord,
 )
-from .rows import case_row, case_state, case_state_row, step_is_open, step_records, step_select, to_step_record
+from .rows import (
+    case_row,
+    case_state,
+    case_state_row,
+    eligible_includes,
+    step_is_open,
+    step_records,
+    step_select,
+    to_step_record,
+)
 from .store import SYSTEM_ACTOR, UNSET, Store, Unset
 from .upserts import insert_ignoring_conflict
 
@@ -38,7 +48,8 @@ class StepStore(Store):
         *,
         started_at: datetime,
         due_at: datetime | None = None,
-        assignee: str | None = None,
+        eligible: Sequence[str] = (),
+        wait_kind: str | None = None,
         status: str = STEP_ACTIVE,
     ) -> StepRunRecord:
         """Record that a case entered a step; returns the existing run on a replay.
@@ -51,12 +62,15 @@ class StepStore(Store):
             visit: 1 the first time, 2 when a loop comes back, ...
             started_at: when.
             due_at: when the step's ``due`` passes (escalation), or a ``wait`` ends.
-            assignee: who must act (``person:li.na``, ``role:support-lead``).
-            status: ``active`` or ``waiting`` (for people or a timer).
+            eligible: the ids of the people who may answer a human step (``li.na``).
+            wait_kind: what the step waits for: :data:`WAIT_PERSON` (a human step),
+                :data:`WAIT_TIMER` (a ``wait`` step) or ``None``.
+            status: ``active`` or ``waiting``.
 
         Raises:
             NotFoundError: no such case.
-            ValueError: a final status, or a naive datetime.
+            ValueError: a final status, an unknown wait kind, or a naive datetime.
+            TypeError: ``eligible`` is a single string, not a sequence of ids.
         """
         if status not in OPEN_STEP_STATUSES:
             raise ValueError(f"a step begins {' or '.join(OPEN_STEP_STATUSES)}, not {status!r}")
@@ -67,7 +81,9 @@ class StepStore(Store):
             "result": None,
             "started_at": require_utc(started_at, "started_at"),
             "due_at": require_utc(due_at, "due_at") if due_at else None,
-            "assignee": assignee,
+            "eligible": _eligible_column(eligible),
+            "wait_kind": _checked_wait_kind(wait_kind),
+            "pause_attempt": 0,
         }
         with self._write() as session:
             case = case_row(session, key)
@@ -86,9 +102,10 @@ class StepStore(Store):
         *,
         status: str | None = None,
         due_at: datetime | None | Unset = UNSET,
-        assignee: str | None | Unset = UNSET,
+        eligible: Sequence[str] | Unset = UNSET,
+        wait_kind: str | None | Unset = UNSET,
     ) -> StepRunRecord:
-        """Change an open step run: its status (active/waiting), deadline or assignee.
+        """Change an open step run: its status (active/waiting), deadline, eligible people or wait kind.
 
         A new deadline clears ``escalated_at``, so its breach is escalated again.
         A finished step is returned unchanged (a replay may call this late);
@@ -100,14 +117,18 @@ class StepStore(Store):
             visit: the visit number.
             status: ``active`` or ``waiting``.
             due_at: a new deadline (``None`` clears it).
-            assignee: a new assignee (``None`` clears it).
+            eligible: the people who may answer now (an empty sequence clears them).
+            wait_kind: what the step waits for now (``None`` clears it).
 
         Raises:
             NotFoundError: no such case or step run.
-            ValueError: a final status, or a naive datetime.
+            ValueError: a final status, an unknown wait kind, or a naive datetime.
+            TypeError: ``eligible`` is a single string, not a sequence of ids.
         """
         if status is not None and status not in OPEN_STEP_STATUSES:
             raise ValueError(f"use complete_step to finish a step, not status {status!r}")
+        new_eligible = _eligible_column(eligible) if not isinstance(eligible, Unset) else UNSET
+        new_wait_kind = _checked_wait_kind(wait_kind) if not isinstance(wait_kind, Unset) else UNSET
         with self._write() as session:
             case = case_row(session, key)
             row = step_row(session, case.id, step_id, visit, lock=True)
@@ -119,8 +140,10 @@ class StepStore(Store):
                 new_due = require_utc(due_at, "due_at") if due_at else None
                 if new_due != row.due_at:
                     row.due_at, row.escalated_at = new_due, None
-            if not isinstance(assignee, Unset):
-                row.assignee = assignee
+            if not isinstance(new_eligible, Unset):
+                row.eligible = new_eligible
+            if not isinstance(new_wait_kind, Unset):
+                row.wait_kind = new_wait_kind
             return to_step_record(row, case.key)
 
     def complete_step(
@@ -192,7 +215,8 @@ class StepStore(Store):
                 _finish_with(session, case, {"current_step": step_id}, step_id, visit, finished, messages, case_fields, case_status, actor)
                 return StepRunRecord(
                     id=new_id, case_key=case.key, step_id=step_id, visit=visit, status=status, result=dict(result),
-                    started_at=started, finished_at=finished, due_at=None, escalated_at=None, assignee=None,
+                    started_at=started, finished_at=finished, due_at=None, escalated_at=None,
+                    eligible=(), wait_kind=None, timed_out_at=None, pause_attempt=0,
                 )
             row = step_row(session, case.id, step_id, visit, lock=True)
             if row.status in OPEN_STEP_STATUSES:
@@ -230,34 +254,48 @@ class StepStore(Store):
             )
             return [to_step_record(row, case.key) for row in rows]
 
-    def open_steps(self, assignee: str | None = None, *, limit: int = 100) -> list[StepRunRecord]:
-        """Active and waiting step runs, oldest first, optionally of one assignee.
+    def open_steps(
+        self, person: str | None = None, *, wait_kind: str | None = None, limit: int = 100
+    ) -> list[StepRunRecord]:
+        """Active and waiting step runs, oldest first.
 
         Args:
-            assignee: only steps assigned to this (``person:li.na``, ``role:...``).
+            person: only steps this person may answer (a person id such as ``li.na``).
+            wait_kind: only steps waiting for this (:data:`WAIT_PERSON` or :data:`WAIT_TIMER`).
             limit: at most this many.
+
+        Raises:
+            ValueError: an unknown wait kind.
         """
         statement = step_select().where(step_is_open())
-        if assignee is not None:
-            statement = statement.where(StepRun.assignee == assignee)
+        if person is not None:
+            statement = statement.where(eligible_includes(person, self._db.dialect))
+        if wait_kind is not None:
+            statement = statement.where(StepRun.wait_kind == _checked_wait_kind(wait_kind))
         statement = statement.order_by(StepRun.started_at, StepRun.id).limit(limit)
         with self._read() as session:
             return step_records(session, statement)
 
-    def overdue_steps(self, now: datetime, *, limit: int = 1000) -> list[StepRunRecord]:
+    def overdue_steps(
+        self, now: datetime, *, wait_kind: str | None = None, limit: int = 1000
+    ) -> list[StepRunRecord]:
         """Open step runs whose ``due_at`` passed and whose breach is not escalated yet.
 
         Args:
             now: the current time.
+            wait_kind: only steps waiting for this (:data:`WAIT_PERSON` or :data:`WAIT_TIMER`).
             limit: at most this many, earliest deadline first.
+
+        Raises:
+            ValueError: an unknown wait kind, or a naive datetime.
         """
         now = require_utc(now, "now")
-        statement = (
-            step_select()
-            .where(step_is_open(), StepRun.due_at <= now, StepRun.escalated_at.is_(None))
-            .order_by(StepRun.due_at, StepRun.id)
-            .limit(limit)
+        statement = step_select().where(
+            step_is_open(), StepRun.due_at <= now, StepRun.escalated_at.is_(None)
         )
+        if wait_kind is not None:
+            statement = statement.where(StepRun.wait_kind == _checked_wait_kind(wait_kind))
+        statement = statement.order_by(StepRun.due_at, StepRun.id).limit(limit)
         with self._read() as session:
             return step_records(session, statement)
 
@@ -274,30 +312,40 @@ class StepStore(Store):
             at: when.
             actor: who escalated, for the audit.
         """
+        return self._mark_once(step_run_id, StepRun.escalated_at, at, actor, "step.escalated", " passed its due time")
+
+    def mark_timed_out(
+        self, step_run_id: int, at: datetime, *, actor: str = SYSTEM_ACTOR
+    ) -> bool:
+        """Mark that an open step's due passed (a step with ``on_timeout``); True only for the first caller.
+
+        Sets ``timed_out_at``; False when the step was marked before or is no longer
+        open. Writes the audit event ``step.timed_out``. The step stays open: the
+        flow run that waits at it takes the ``on_timeout`` exit and completes it.
+
+        Args:
+            step_run_id: :attr:`StepRunRecord.id`.
+            at: when.
+            actor: who noticed, for the audit.
+        """
+        return self._mark_once(step_run_id, StepRun.timed_out_at, at, actor, "step.timed_out", ": due passed")
+
+    def _mark_once(
+        self, step_run_id: int, column: InstrumentedAttribute[datetime | None], at: datetime, actor: str, event: str, said: str
+    ) -> bool:
+        """Set a moment column of an open step run that is still NULL, and audit it (detail ``STEP #VISIT`` + ``said``); True for the first caller only."""
         at = require_utc(at, "at")
         with self._write() as session:
             marked = session.execute(
                 update(StepRun)
-                .where(
-                    StepRun.id == step_run_id,
-                    StepRun.escalated_at.is_(None),
-                    StepRun.status.in_(OPEN_STEP_STATUSES),
-                )
-                .values(escalated_at=at)
+                .where(StepRun.id == step_run_id, column.is_(None), StepRun.status.in_(OPEN_STEP_STATUSES))
+                .values({column: at})
                 .returning(StepRun.case_id, StepRun.step_id, StepRun.visit)
             ).one_or_none()
             if marked is None:
                 return False
             case_id, step_id, visit = marked
-            add_audit(
-                session,
-                case_id,
-                "step.escalated",
-                actor,
-                at,
-                after={"step": step_id, "visit": visit},
-                detail=f"{step_id} #{visit} passed its due time",
-            )
+            add_audit(session, case_id, event, actor, at, after={"step": step_id, "visit": visit}, detail=f"{step_id} #{visit}{said}")
             return True
 
 
@@ -326,6 +374,29 @@ def _finish_with(
         session.execute(UPDATE_CASE, {"case_id": case.id, **columns, **changes})
     audit_case_change(session, case.id, state, changes, actor, finished)
     session.flush()
+
+
+def _eligible_column(eligible: Sequence[str]) -> list[str] | None:
+    """The ``eligible`` column's value: the ids in order without repeats, NULL when none."""
+    if isinstance(eligible, str):
+        raise TypeError(f"eligible must be a sequence of person ids, not the string {eligible!r}")
+    ids = list(dict.fromkeys(str(person) for person in eligible))
+    return ids or None
+
+
+def _checked_wait_kind(wait_kind: str | None) -> str | None:
+    if wait_kind is not None and wait_kind not in WAIT_KINDS:
+        raise ValueError(f"a step waits for {' or '.join(map(repr, WAIT_KINDS))}, not {wait_kind!r}")
+    return wait_kind
+
+
+def pause_attempt_at_least(row: StepRun, pause_attempt: int | None) -> None:
+    """Raise a locked step run's ``pause_attempt`` to ``pause_attempt`` (never lower it); None leaves it."""
+    if pause_attempt is None:
+        return
+    if pause_attempt < 0:
+        raise ValueError(f"pause_attempt counts waits, it cannot be {pause_attempt}")
+    row.pause_attempt = max(row.pause_attempt, pause_attempt)
 
 
 def step_row(

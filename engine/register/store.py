@@ -5,7 +5,6 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from typing import Final
 
 from sqlalchemy.engine import make_url
@@ -13,7 +12,6 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from ..errors import RegisterError
-from .column_types import UTC
 from .database import Database
 from .migrate import ensure_migrated, upgrade
 
@@ -29,11 +27,6 @@ UNSET: Final = _Unset.UNSET
 """Marks an argument not given, where ``None`` means "clear the value"."""
 
 Unset = _Unset
-
-
-def utc_now() -> datetime:
-    """The current time, in UTC."""
-    return datetime.now(UTC)
 
 
 class Store:

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from .records import (
+    WAIT_TIMER,
     AnswerRecord,
     AuditRecord,
     CaseRecord,
@@ -56,8 +57,9 @@ def build_timeline(
 
     for step in steps:
         started = f"step {step.step_id} #{step.visit} started"
-        if step.assignee:
-            started += f", assigned to {step.assignee}"
+        waiting_for = _waiting_for(step)
+        if waiting_for:
+            started += f", waiting for {waiting_for}"
         if step.due_at:
             started += f", due {format_time(step.due_at)}"
         add(TimelineEntry(step.started_at, "step.started", started, step.step_id, step.visit),
@@ -148,6 +150,15 @@ def render_timeline(timeline: Timeline) -> str:
 def format_time(at: datetime) -> str:
     """``2025-03-01 09:30:00Z``: UTC to the second."""
     return at.strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _waiting_for(step: StepRunRecord) -> str:
+    # People when the step names them; else the timer of a wait step; else nothing.
+    if step.eligible:
+        return ", ".join(step.eligible)
+    if step.wait_kind == WAIT_TIMER:
+        return "the timer"
+    return ""
 
 
 def _changes(before: dict[str, Any], after: dict[str, Any]) -> str:

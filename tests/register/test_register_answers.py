@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -17,23 +18,33 @@ from .test_register_cases import run_at_once
 OpenCase = Callable[..., CaseRecord]
 
 
-def quorum(n: int) -> Callable[[list[AnswerRecord]], str | None]:
-    """The router's rule in small: the first rejection vetoes, else ``n`` approvals decide."""
+Decide = Callable[[list[AnswerRecord]], Mapping[str, Any] | None]
 
-    def decide(answers: list[AnswerRecord]) -> str | None:
+
+def quorum(n: int) -> Decide:
+    """The engine's rule in small: the first rejection vetoes, else ``n`` approvals decide.
+
+    Like the engine it returns the step's whole result, which the register stores as given.
+    """
+
+    def decide(answers: list[AnswerRecord]) -> dict[str, Any] | None:
         if any(a.decision == "reject" for a in answers):
-            return "reject"
-        if sum(a.decision == "approve" for a in answers) >= n:
-            return "approve"
-        return None
+            decision = "reject"
+        elif sum(a.decision == "approve" for a in answers) >= n:
+            decision = "approve"
+        else:
+            return None
+        last = answers[-1]
+        return {"decision": decision, "decided_by": last.person, "comment": last.comment,
+                "answers": [a.person for a in answers]}
 
     return decide
 
 
-def slow(decide: Callable[[list[AnswerRecord]], str | None]) -> Callable[[list[AnswerRecord]], str | None]:
+def slow(decide: Decide) -> Decide:
     """Widen the race window: hold the transaction open while deciding."""
 
-    def wrapped(answers: list[AnswerRecord]) -> str | None:
+    def wrapped(answers: list[AnswerRecord]) -> Mapping[str, Any] | None:
         time.sleep(0.05)
         return decide(answers)
 
@@ -55,13 +66,11 @@ def test_a_quorum_one_answer_decides(register: Register, waiting_case: CaseRecor
     assert outcome.decided and outcome.decision == "approve"
     assert outcome.step.status == "done"
     assert outcome.step.finished_at == T0 + timedelta(hours=1)
-    result = outcome.step.result
-    assert result is not None
-    assert result["priority"] == "P2"
-    assert (result["decision"], result["decided_by"], result["comment"]) == (
-        "approve", "li.na", "looks right",
-    )
-    assert [a["person"] for a in result["answers"]] == ["li.na"]
+    # The result is what decide returned, exactly: the register adds nothing of its own.
+    assert outcome.step.result == {
+        "decision": "approve", "decided_by": "li.na", "comment": "looks right", "answers": ["li.na"],
+    }
+    assert [(a.person, a.fields) for a in outcome.answers] == [("li.na", {"priority": "P2"})]
     assert register.step_run(waiting_case.key, "triage", 1) == outcome.step
 
 
@@ -101,8 +110,9 @@ def test_a_decided_step_refuses_more_answers_and_audits_the_refusal(
         register.answer(key, "triage", 1, person="wang.wei", decision="reject", decide=quorum(1))
     assert len(register.answers(key, "triage", 1)) == 1
     refused = [e for e in register.audit_events(key) if e.event == "answer.refused"]
-    assert [(e.actor, e.detail) for e in refused] == [
-        ("wang.wei", "wang.wei cannot answer step 'triage' of ISS-0001: it is already decided (approve)")
+    assert [(e.actor, e.after, e.detail) for e in refused] == [
+        ("wang.wei", {"step": "triage", "visit": 1},
+         "wang.wei cannot answer step 'triage' of ISS-0001: it is already decided (approve)")
     ]
 
 
@@ -147,10 +157,109 @@ def test_answering_a_step_not_reached_is_not_found(
 
 
 def test_an_error_in_decide_records_nothing(register: Register, waiting_case: CaseRecord) -> None:
-    def broken(answers: list[AnswerRecord]) -> str | None:
+    def broken(answers: list[AnswerRecord]) -> Mapping[str, Any] | None:
         raise RuntimeError("router bug")
 
     with pytest.raises(RuntimeError, match="router bug"):
         register.answer(waiting_case.key, "triage", 1, person="li.na", decision="approve",
                         decide=broken)
     assert register.answers(waiting_case.key, "triage", 1) == []
+
+
+def test_a_result_without_a_decision_records_nothing(
+    register: Register, waiting_case: CaseRecord
+) -> None:
+    with pytest.raises(ValueError, match="a decided step's result is a mapping holding 'decision'"):
+        register.answer(waiting_case.key, "triage", 1, person="li.na", decision="approve",
+                        decide=lambda answers: {"outcome": "approve"})
+    assert register.answers(waiting_case.key, "triage", 1) == []
+    run = register.step_run(waiting_case.key, "triage", 1)
+    assert run is not None and run.is_open
+
+
+class TestPauseAttempts:
+    def test_an_answer_raises_the_pause_attempt_in_its_transaction(
+        self, register: Register, waiting_case: CaseRecord
+    ) -> None:
+        key = waiting_case.key
+        first = register.answer(key, "triage", 1, person="li.na", decision="approve",
+                                decide=quorum(3), pause_attempt=2)
+        assert first.step.pause_attempt == 2
+        # A lower count (a replay's late write) never takes it back.
+        second = register.answer(key, "triage", 1, person="wang.wei", decision="approve",
+                                 decide=quorum(3), pause_attempt=1)
+        assert second.step.pause_attempt == 2
+        third = register.answer(key, "triage", 1, person="zhang.san", decision="approve",
+                                decide=quorum(3), pause_attempt=3)
+        assert (third.decision, third.step.pause_attempt) == ("approve", 3)
+        run = register.step_run(key, "triage", 1)
+        assert run is not None and run.pause_attempt == 3
+
+    def test_an_answer_without_a_count_leaves_it(
+        self, register: Register, waiting_case: CaseRecord
+    ) -> None:
+        outcome = register.answer(waiting_case.key, "triage", 1, person="li.na", decision="approve",
+                                  decide=quorum(2))
+        assert outcome.step.pause_attempt == 0
+
+    def test_a_refused_answer_counts_the_wait_it_used_and_is_audited_once(
+        self, register: Register, waiting_case: CaseRecord
+    ) -> None:
+        key = waiting_case.key
+        register.answer(key, "triage", 1, person="li.na", decision="approve", decide=quorum(2), pause_attempt=1)
+        with pytest.raises(AnswerError):
+            register.answer(key, "triage", 1, person="li.na", decision="approve", decide=quorum(2), pause_attempt=2)
+        run = register.step_run(key, "triage", 1)
+        assert run is not None and run.pause_attempt == 2
+        assert len(register.answers(key, "triage", 1)) == 1
+        refusals = [e for e in register.audit_events(key) if e.event == "answer.refused"]
+        assert [(e.actor, e.after) for e in refusals] == [("li.na", {"step": "triage", "visit": 1})]
+
+    def test_a_failing_decide_leaves_the_count(
+        self, register: Register, waiting_case: CaseRecord
+    ) -> None:
+        def broken(answers: list[AnswerRecord]) -> Mapping[str, Any] | None:
+            raise RuntimeError("router bug")
+
+        with pytest.raises(RuntimeError):
+            register.answer(waiting_case.key, "triage", 1, person="li.na", decision="approve",
+                            decide=broken, pause_attempt=4)
+        run = register.step_run(waiting_case.key, "triage", 1)
+        assert run is not None and run.pause_attempt == 0
+
+
+class TestRefuseAnswer:
+    def test_a_refusal_is_audited_and_counts_a_wait(
+        self, register: Register, waiting_case: CaseRecord
+    ) -> None:
+        key = waiting_case.key
+        at = T0 + timedelta(hours=2)
+        register.refuse_answer(key, "triage", 1, person="zhang.san", reason="zhang.san may not answer 'triage'",
+                               via="ui", pause_attempt=1, at=at)
+        run = register.step_run(key, "triage", 1)
+        assert run is not None and (run.pause_attempt, run.is_open) == (1, True)
+        [refused] = [e for e in register.audit_events(key) if e.event == "answer.refused"]
+        assert (refused.actor, refused.at, refused.after, refused.detail) == (
+            "zhang.san", at, {"step": "triage", "visit": 1, "via": "ui"}, "zhang.san may not answer 'triage'",
+        )
+        assert register.answers(key, "triage", 1) == []
+
+    def test_a_refusal_without_a_count_or_via(
+        self, register: Register, waiting_case: CaseRecord
+    ) -> None:
+        key = waiting_case.key
+        register.refuse_answer(key, "triage", 1, person="zhang.san", pause_attempt=3, reason="first")
+        register.refuse_answer(key, "triage", None, person="zhang.san", reason="not eligible")
+        register.refuse_answer(key, "triage", 1, person="zhang.san", reason="late", pause_attempt=2)
+        run = register.step_run(key, "triage", 1)
+        assert run is not None and run.pause_attempt == 3  # the highest count given
+        refused = [e for e in register.audit_events(key) if e.event == "answer.refused"]
+        assert [e.after for e in refused] == [{"step": "triage", "visit": 1}] * 3
+        assert [e.detail for e in refused] == ["first", "not eligible", "late"]
+
+    def test_refusing_an_answer_to_a_step_not_reached_is_not_found(
+        self, register: Register, waiting_case: CaseRecord
+    ) -> None:
+        with pytest.raises(NotFoundError, match="no run of step 'verify'"):
+            register.refuse_answer(waiting_case.key, "verify", 1, person="li.na", reason="x", pause_attempt=1)
+        assert all(e.event != "answer.refused" for e in register.audit_events(waiting_case.key))

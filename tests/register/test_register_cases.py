@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import update
 
 from aftercare.engine.errors import NotFoundError
-from aftercare.engine.register import CaseRecord, Register, engine_for
+from aftercare.engine.register import WAIT_PERSON, CaseRecord, Register, engine_for
 from aftercare.engine.register.keys import format_key
 from aftercare.engine.register.models import KeyCounter
 
@@ -121,20 +121,35 @@ class TestLookups:
         with pytest.raises(NotFoundError, match="no case 'ISS-0042'"):
             register.case("ISS-0042")
 
-    def test_cases_filter_by_status_process_and_assignee(
+    def test_cases_filter_by_status_process_and_person(
         self, register: Register, open_case: OpenCase
     ) -> None:
         a, b = open_case(), open_case()
         c = open_case(process="risk-management", key_prefix="RSK")
         register.update_case(b.key, status="waiting")
-        register.begin_step(a.key, "triage", 1, started_at=T0, assignee="person:li.na")
+        register.begin_step(a.key, "triage", 1, started_at=T0, eligible=["li.na", "wang.wei"], wait_kind=WAIT_PERSON)
         assert [x.key for x in register.cases()] == [c.key, b.key, a.key]
         assert [x.key for x in register.cases(status="waiting")] == [b.key]
         assert [x.key for x in register.cases(process="risk-management")] == [c.key]
-        assert [x.key for x in register.cases(assignee="person:li.na")] == [a.key]
+        assert [x.key for x in register.cases(person="li.na")] == [a.key]
         assert [x.key for x in register.cases(limit=1)] == [c.key]
         register.close_case(c.key, "done")
         assert [x.key for x in register.cases(open_only=True)] == [b.key, a.key]
+
+
+    def test_cases_of_a_person_are_those_with_an_open_step_they_may_answer(
+        self, register: Register, open_case: OpenCase
+    ) -> None:
+        a, b, c = open_case(), open_case(), open_case()
+        register.begin_step(a.key, "triage", 1, started_at=T0, eligible=["li.na", "wang.wei"], wait_kind=WAIT_PERSON)
+        register.begin_step(b.key, "triage", 1, started_at=T0, eligible=["wang.wei"], wait_kind=WAIT_PERSON)
+        register.begin_step(b.key, "verify", 1, started_at=T0, eligible=["wang.wei", "zhang.san"], wait_kind=WAIT_PERSON)
+        register.begin_step(c.key, "triage", 1, started_at=T0, eligible=["zhang.san"], wait_kind=WAIT_PERSON)
+        register.complete_step(c.key, "triage", 1, {"decision": "approve"}, T0)
+        assert [x.key for x in register.cases(person="wang.wei")] == [b.key, a.key]  # b once
+        assert [x.key for x in register.cases(person="zhang.san")] == [b.key]  # c's step is done
+        assert [x.key for x in register.cases(person="wang.wei", process="risk-management")] == []
+        assert register.cases(person="wang") == []
 
 
 class TestUpdates:

@@ -131,10 +131,39 @@ def test_failed_attempts_retry_then_give_up_then_reset(
     assert register.due_messages(T0 + timedelta(days=1)) == []
     assert [m.id for m in register.messages(status="failed")] == [message.id]
 
-    assert register.reset_failed(now=T0 + timedelta(days=1)) == 1
+    assert register.retry_now(now=T0 + timedelta(days=1)) == (1, 0)
     (reset,) = register.messages(status="pending")
     assert (reset.attempts, reset.failed_at, reset.last_error) == (0, None, "SMTP 550")
     assert [m.id for m in register.due_messages(T0 + timedelta(days=1))] == [message.id]
+
+
+def test_retry_now_makes_failed_and_backed_off_messages_due_now(
+    register: Register, enqueue: Callable[..., MessageRecord]
+) -> None:
+    backed_off, failed, sending, later, due = (
+        enqueue("backed-off"), enqueue("failed"), enqueue("sending"), enqueue("later", at=T0 + timedelta(hours=5)), enqueue("due"),
+    )
+    register.due_messages(T0, limit=4)  # claims all but "later" (queued for later)
+    register.mark_attempt_failed(backed_off.id, "SMTP 451", T0 + timedelta(hours=1), at=T0)
+    register.mark_attempt_failed(failed.id, "SMTP 550", T0, give_up=True, at=T0)
+    register.mark_attempt_failed(due.id, "SMTP 451", T0 + timedelta(minutes=1), at=T0)
+    now = T0 + timedelta(minutes=10)
+    assert [m.idempotency_key for m in register.due_messages(now, lease=timedelta(hours=1))] == ["due"]
+
+    assert register.retry_now(now) == (1, 1)
+
+    by_key = {m.idempotency_key: m for m in register.messages()}
+    assert (by_key["backed-off"].status, by_key["backed-off"].next_attempt_at, by_key["backed-off"].attempts) == (
+        "pending", now, 1,
+    )
+    assert (by_key["failed"].status, by_key["failed"].attempts, by_key["failed"].next_attempt_at) == ("pending", 0, now)
+    assert by_key["failed"].failed_at is None
+    assert (by_key["sending"].status, by_key["sending"].next_attempt_at) == ("sending", sending.next_attempt_at)
+    assert by_key["later"].next_attempt_at == later.next_attempt_at == T0 + timedelta(hours=5)  # queued for later, never tried
+    assert by_key["due"].status == "sending"  # claimed just now: left to its deliverer
+    claimed = register.due_messages(now, lease=timedelta(hours=1))
+    assert sorted(m.idempotency_key for m in claimed) == ["backed-off", "failed"]
+    assert register.retry_now(now) == (0, 0)
 
 
 def test_unknown_message_is_not_found(register: Register) -> None:

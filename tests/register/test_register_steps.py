@@ -8,10 +8,11 @@ from datetime import timedelta
 import pytest
 
 from aftercare.engine.errors import NotFoundError, RegisterError
-from aftercare.engine.register import CaseRecord, MessageDraft, Register
+from aftercare.engine.register import WAIT_PERSON, WAIT_TIMER, CaseRecord, MessageDraft, Register
 from aftercare.engine.register.models import Notification
 
 from .conftest import T0
+from .test_register_cases import run_at_once
 
 OpenCase = Callable[..., CaseRecord]
 
@@ -33,11 +34,14 @@ class TestBeginAndComplete:
         case = open_case()
         first = register.begin_step(
             case.key, "triage", 1, started_at=T0, due_at=T0 + timedelta(hours=4),
-            assignee="role:support-lead", status="waiting",
+            eligible=["li.na", "wang.wei"], wait_kind=WAIT_PERSON, status="waiting",
         )
-        again = register.begin_step(case.key, "triage", 1, started_at=T0 + timedelta(hours=1))
+        again = register.begin_step(case.key, "triage", 1, started_at=T0 + timedelta(hours=1), eligible=["zhang.san"])
         assert again == first
-        assert (first.status, first.assignee, first.is_open) == ("waiting", "role:support-lead", True)
+        assert (first.status, first.eligible, first.wait_kind, first.is_open) == (
+            "waiting", ("li.na", "wang.wei"), "person", True,
+        )
+        assert (first.timed_out_at, first.pause_attempt) == (None, 0)
         assert register.case(case.key).current_step == "triage"
         assert register.step_runs(case.key) == [first]
 
@@ -149,8 +153,14 @@ class TestBeginAndComplete:
     ) -> None:
         case = open_case()
         register.begin_step(case.key, "triage", 1, started_at=T0)
-        waiting = register.update_step(case.key, "triage", 1, status="waiting", assignee="person:li.na")
-        assert (waiting.status, waiting.assignee) == ("waiting", "person:li.na")
+        waiting = register.update_step(
+            case.key, "triage", 1, status="waiting", eligible=["li.na"], wait_kind=WAIT_PERSON
+        )
+        assert (waiting.status, waiting.eligible, waiting.wait_kind) == ("waiting", ("li.na",), "person")
+        kept = register.update_step(case.key, "triage", 1, due_at=T0 + timedelta(hours=1))
+        assert (kept.eligible, kept.wait_kind) == (("li.na",), "person")  # not given: unchanged
+        cleared = register.update_step(case.key, "triage", 1, eligible=(), wait_kind=None)
+        assert (cleared.eligible, cleared.wait_kind) == ((), None)
         with pytest.raises(ValueError, match="use complete_step"):
             register.update_step(case.key, "triage", 1, status="done")
         done = register.complete_step(case.key, "triage", 1, {"decision": "approve"}, T0)
@@ -162,14 +172,50 @@ class TestBeginAndComplete:
         with pytest.raises(NotFoundError):
             register.begin_step("ISS-0404", "triage", 1, started_at=T0)
 
-    def test_open_steps_by_assignee(self, register: Register, open_case: OpenCase) -> None:
-        a, b = open_case(), open_case()
-        register.begin_step(a.key, "triage", 1, started_at=T0, assignee="person:li.na")
-        register.begin_step(b.key, "triage", 1, started_at=T0, assignee="person:wang.wei")
+    def test_open_steps_of_a_person(self, register: Register, open_case: OpenCase) -> None:
+        a, b, c = open_case(), open_case(), open_case()
+        register.begin_step(a.key, "triage", 1, started_at=T0, eligible=["li.na", "wang.wei"], wait_kind=WAIT_PERSON)
+        register.begin_step(b.key, "triage", 1, started_at=T0, eligible=["wang.wei"], wait_kind=WAIT_PERSON)
+        register.begin_step(c.key, "cool-down", 1, started_at=T0, wait_kind=WAIT_TIMER, status="waiting")
         register.complete_step(b.key, "triage", 1, {}, T0)
-        assert [s.case_key for s in register.open_steps()] == [a.key]
-        assert [s.case_key for s in register.open_steps("person:li.na")] == [a.key]
-        assert register.open_steps("person:wang.wei") == []
+        assert [s.case_key for s in register.open_steps()] == [a.key, c.key]
+        assert [s.case_key for s in register.open_steps("li.na")] == [a.key]
+        assert [s.case_key for s in register.open_steps(person="wang.wei")] == [a.key]  # b's step is done
+        # Whole ids only: neither a part of one nor the old "person:" reference matches.
+        assert register.open_steps("li") == []
+        assert register.open_steps("person:li.na") == []
+        assert register.open_steps("zhang.san") == []
+
+    def test_a_person_id_that_looks_like_json_matches_only_itself(
+        self, register: Register, open_case: OpenCase
+    ) -> None:
+        case = open_case()
+        register.begin_step(case.key, "triage", 1, started_at=T0, eligible=['o"brien', "李娜"], wait_kind=WAIT_PERSON)
+        assert [s.eligible for s in register.open_steps('o"brien')] == [('o"brien', "李娜")]
+        assert [s.case_key for s in register.open_steps("李娜")] == [case.key]
+        assert register.open_steps('"') == []
+
+    def test_open_steps_by_wait_kind(self, register: Register, open_case: OpenCase) -> None:
+        case = open_case()
+        human = register.begin_step(case.key, "triage", 1, started_at=T0, eligible=["li.na"], wait_kind=WAIT_PERSON)
+        timer = register.begin_step(case.key, "cool-down", 1, started_at=T0, wait_kind=WAIT_TIMER, status="waiting")
+        register.begin_step(case.key, "log", 1, started_at=T0)
+        assert register.open_steps(wait_kind=WAIT_PERSON) == [human]
+        assert register.open_steps(wait_kind=WAIT_TIMER) == [timer]
+        assert register.open_steps("li.na", wait_kind=WAIT_TIMER) == []
+        assert len(register.open_steps()) == 3
+
+    def test_eligible_and_wait_kind_are_checked(self, register: Register, open_case: OpenCase) -> None:
+        case = open_case()
+        with pytest.raises(TypeError, match="not the string 'li.na'"):
+            register.begin_step(case.key, "triage", 1, started_at=T0, eligible="li.na")
+        with pytest.raises(ValueError, match="not 'people'"):
+            register.begin_step(case.key, "triage", 1, started_at=T0, wait_kind="people")
+        with pytest.raises(ValueError, match="not 'human'"):
+            register.open_steps(wait_kind="human")
+        assert register.step_runs(case.key) == []
+        run = register.begin_step(case.key, "triage", 1, started_at=T0, eligible=["li.na", "li.na", "wang.wei"])
+        assert run.eligible == ("li.na", "wang.wei")
 
 
 class TestEscalation:
@@ -200,6 +246,16 @@ class TestEscalation:
         register.update_step(case.key, "triage", 1, due_at=T0 + timedelta(hours=3))
         assert [s.id for s in register.overdue_steps(T0 + timedelta(hours=4))] == [run.id]
 
+    def test_overdue_steps_by_wait_kind(self, register: Register, open_case: OpenCase) -> None:
+        case = open_case()
+        due = T0 + timedelta(hours=1)
+        human = register.begin_step(case.key, "triage", 1, started_at=T0, due_at=due, eligible=["li.na"], wait_kind=WAIT_PERSON)
+        timer = register.begin_step(case.key, "cool-down", 1, started_at=T0, due_at=due, wait_kind=WAIT_TIMER, status="waiting")
+        later = due + timedelta(minutes=1)
+        assert [s.id for s in register.overdue_steps(later, wait_kind=WAIT_PERSON)] == [human.id]
+        assert [s.id for s in register.overdue_steps(later, wait_kind=WAIT_TIMER)] == [timer.id]
+        assert {s.id for s in register.overdue_steps(later)} == {human.id, timer.id}
+
     def test_finished_steps_are_never_overdue(
         self, register: Register, open_case: OpenCase
     ) -> None:
@@ -210,3 +266,39 @@ class TestEscalation:
         register.complete_step(case.key, "triage", 1, {"decision": "approve"}, T0)
         assert register.overdue_steps(T0 + timedelta(days=1)) == []
         assert register.mark_escalated(run.id, T0 + timedelta(days=1)) is False
+
+
+class TestTimeout:
+    def test_a_step_is_marked_timed_out_by_the_first_caller_only(
+        self, register: Register, open_case: OpenCase
+    ) -> None:
+        case = open_case()
+        due = T0 + timedelta(hours=4)
+        run = register.begin_step(case.key, "triage", 1, started_at=T0, due_at=due, eligible=["li.na"], wait_kind=WAIT_PERSON)
+        assert register.mark_timed_out(run.id, due + timedelta(seconds=5)) is True
+        assert register.mark_timed_out(run.id, due + timedelta(seconds=9), actor="li.na") is False
+        stored = register.step_run(case.key, "triage", 1)
+        assert stored is not None
+        assert (stored.timed_out_at, stored.is_open) == (due + timedelta(seconds=5), True)
+        timed_out = [e for e in register.audit_events(case.key) if e.event == "step.timed_out"]
+        assert [(e.actor, e.at, e.after, e.detail) for e in timed_out] == [
+            ("aftercare", due + timedelta(seconds=5), {"step": "triage", "visit": 1}, "triage #1: due passed"),
+        ]
+
+    def test_callers_at_once_mark_a_step_once(self, register: Register, open_case: OpenCase) -> None:
+        case = open_case()
+        run = register.begin_step(case.key, "triage", 1, started_at=T0, eligible=["li.na"], wait_kind=WAIT_PERSON)
+        results, errors = run_at_once(4, lambda i: register.mark_timed_out(run.id, T0 + timedelta(seconds=i)))
+        assert errors == []
+        assert sorted(results) == [False, False, False, True]  # type: ignore[type-var]
+        assert sum(e.event == "step.timed_out" for e in register.audit_events(case.key)) == 1
+
+    def test_a_finished_step_is_not_marked(self, register: Register, open_case: OpenCase) -> None:
+        case = open_case()
+        run = register.begin_step(case.key, "triage", 1, started_at=T0, eligible=["li.na"], wait_kind=WAIT_PERSON)
+        register.complete_step(case.key, "triage", 1, {"decision": "approve"}, T0)
+        assert register.mark_timed_out(run.id, T0 + timedelta(days=1)) is False
+        assert register.mark_timed_out(run.id + 1000, T0) is False  # no such step run
+        stored = register.step_run(case.key, "triage", 1)
+        assert stored is not None and stored.timed_out_at is None
+        assert all(e.event != "step.timed_out" for e in register.audit_events(case.key))

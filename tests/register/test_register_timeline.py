@@ -6,6 +6,8 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from aftercare.engine.register import (
+    WAIT_PERSON,
+    WAIT_TIMER,
     CaseRecord,
     CycleTime,
     MessageDraft,
@@ -24,11 +26,11 @@ def run_issue(register: Register, case: CaseRecord) -> None:
     key = case.key
     hour = timedelta(hours=1)
     register.begin_step(key, "triage", 1, started_at=T0 + hour, due_at=T0 + 4 * hour,
-                        assignee="role:support-lead", status="waiting")
+                        eligible=["li.na", "wang.wei"], wait_kind=WAIT_PERSON, status="waiting")
     register.audit(key, "answer.refused", "zhang.san", detail="not eligible", at=T0 + 2 * hour)
     register.answer(key, "triage", 1, person="li.na", decision="approve", comment="修滚轮",
                     fields={"priority": "P2"}, answered_at=T0 + 3 * hour,
-                    decide=lambda answers: "approve")
+                    decide=lambda answers: {"decision": "approve", "decided_by": answers[-1].person})
     register.complete_step(
         key, "tell-reporter", 1, {"sent": 1}, T0 + 5 * hour,
         messages=[MessageDraft("wang.wei", "email", "已解决", "body", f"{key}/tell/1/wang.wei")],
@@ -71,9 +73,20 @@ def test_render_timeline_reads_like_a_history(register: Register, open_case: Ope
     lines = text.splitlines()
     assert lines[0] == "ISS-0001  打印机卡纸"
     assert "  status    closed (resolved)" in lines
+    assert "2025-03-01 10:00:00Z  step triage #1 started, waiting for li.na, wang.wei, due 2025-03-01 13:00:00Z" in lines
     assert "2025-03-01 12:00:00Z  li.na answered triage #1: approve — '修滚轮' {\"priority\": \"P2\"}" in lines
     assert any(line.startswith("2025-03-01 14:00:00Z  message to wang.wei via email") for line in lines)
     assert lines[-1] == "2025-03-01 15:00:00Z  case.closed by aftercare"
+
+
+def test_a_timer_wait_reads_as_waiting_for_the_timer(register: Register, open_case: OpenCase) -> None:
+    case = open_case()
+    register.begin_step(case.key, "cool-down", 1, started_at=T0, due_at=T0 + timedelta(days=7),
+                        wait_kind=WAIT_TIMER, status="waiting")
+    register.complete_step(case.key, "log", 1, {}, T0 + timedelta(minutes=1))
+    lines = render_timeline(register.timeline(case.key)).splitlines()
+    assert "2025-03-01 09:00:00Z  step cool-down #1 started, waiting for the timer, due 2025-03-08 09:00:00Z" in lines
+    assert "2025-03-01 09:01:00Z  step log #1 started" in lines
 
 
 def test_dashboard_aggregates(register: Register, open_case: OpenCase) -> None:
