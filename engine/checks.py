@@ -373,6 +373,13 @@ class DefinitionChecker:
                 reason = reason.replace("'end of print statement'", "end of the expression")
             self._add(path, f"{'expression' if expression else 'template'}{where} does not parse: {reason}")
             return
+        refused = expressions.unsafe_attributes(source, expression=expression)
+        for name in refused:
+            self._add(
+                path,
+                f"{'expression' if expression else 'template'}{where} uses {name!r}, which the sandbox refuses"
+                " (names starting with '_' and internal attributes are not available in templates)",
+            )
         known_extra = extra | (NOTIFICATION_NAMES if in_template else frozenset())
         subtracted: set[str] = set()
         for names, attributes in expressions.hyphen_subtractions(source, expression=expression):
@@ -385,7 +392,9 @@ class DefinitionChecker:
         for use in uses:
             if use.root in subtracted:
                 continue
-            message = self._name_problem(use.root, use.path, known_extra)
+            # the path up to a refused name: 'inputs.__dict__' is the sandbox's problem, not an unknown input
+            path_read = next((use.path[:i] for i, name in enumerate(use.path) if name in refused), use.path)
+            message = self._name_problem(use.root, path_read, known_extra)
             if message:
                 self._add(path, message + where)
 

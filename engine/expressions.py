@@ -1,8 +1,11 @@
-"""Sandboxed Jinja2: rendering templates, evaluating ``when`` expressions, finding the names they use."""
+"""Sandboxed Jinja2: rendering templates, evaluating ``when`` expressions, finding the names they use and the attributes the sandbox refuses."""
 
 from __future__ import annotations
 
 import re
+import string
+from _string import formatter_field_name_split  # type: ignore[import-not-found]  # untyped C module; the sandbox's formatter splits fields with it too
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -61,16 +64,21 @@ def names_used(source: str, *, expression: bool = False) -> list[NameUse]:
     Raises:
         TemplateSyntaxError: the source does not parse.
     """
-    return list(_analysed(source, expression)[0])
+    return list(_analysed(source, expression).names)
+
+
+@dataclass(frozen=True)
+class _Analysis:
+    names: tuple[NameUse, ...]
+    subtractions: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]
+    unsafe: tuple[str, ...]
 
 
 @lru_cache(maxsize=8192)
-def _analysed(
-    source: str, expression: bool
-) -> tuple[tuple[NameUse, ...], tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]]:
-    """One parse per distinct source: the names it uses and its hyphen subtractions (the checks ask for both)."""
+def _analysed(source: str, expression: bool) -> _Analysis:
+    """One parse per distinct source: its names, hyphen subtractions and refused attributes (the checks ask for all three)."""
     tree = parse(source, expression=expression)
-    return tuple(_names_in(tree)), tuple(_subtractions_in(tree))
+    return _Analysis(tuple(_names_in(tree)), tuple(_subtractions_in(tree)), tuple(_unsafe_in(tree)))
 
 
 def _names_in(tree: nodes.Template | nodes.Expr) -> list[NameUse]:
@@ -104,7 +112,7 @@ def hyphen_subtractions(source: str, *, expression: bool = False) -> list[tuple[
     Raises:
         TemplateSyntaxError: the source does not parse.
     """
-    return list(_analysed(source, expression)[1])
+    return list(_analysed(source, expression).subtractions)
 
 
 def _subtractions_in(tree: nodes.Template | nodes.Expr) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
@@ -146,6 +154,140 @@ def _chain(node: nodes.Node) -> tuple[str, tuple[str, ...], nodes.Name] | None:
     if isinstance(node, nodes.Name) and node.ctx == "load":
         return node.name, tuple(reversed(path)), node
     return None
+
+
+def unsafe_attributes(source: str, *, expression: bool = False) -> list[str]:
+    """The attribute names a template or expression looks up that the sandbox refuses, each once, in the order written.
+
+    The rule is the sandbox's own: a name counts when ``environment().is_safe_attribute``
+    refuses it on some object a template can reach whatever it holds (see
+    :func:`is_refused_attribute`): every name starting with ``_`` (``__class__``,
+    ``__globals__``, ``_private``), ``mro`` and the names of jinja2.sandbox's
+    ``UNSAFE_*`` sets (``gi_frame``, ``cr_code``, ...). The object is unknown before the
+    run, so such a name is refused wherever it appears. This is stricter than the run in
+    one way: ``x._key`` and ``x['_key']`` on a mapping holding ``_key`` would render.
+
+    Names are read where the sandbox looks them up: ``x.name``, ``x['name']`` with a
+    constant string, the fields of a constant ``str.format``/``format_map`` string
+    (``'{0.__class__}'.format(x)``; the sandbox runs those through the same check), and
+    the attribute argument of the filters that look one up (``attr('__class__')``,
+    ``map(attribute='__class__')``, ``sort``, ``selectattr``, ...). A name computed
+    while rendering (``x[a ~ b]``, a format string that is not a constant) cannot be
+    known here; the run-time sandbox still refuses it. Calls that would change a list or
+    mapping (``inputs.update(...)``) are left to the run too: ImmutableSandboxedEnvironment
+    refuses them by the kind of object, not by name.
+
+    Raises:
+        TemplateSyntaxError: the source does not parse.
+    """
+    return list(_analysed(source, expression).unsafe)
+
+
+def is_refused_attribute(name: str) -> bool:
+    """Whether the shared sandbox refuses attribute ``name`` on some object a template can reach.
+
+    Asks ``environment().is_safe_attribute`` about one object of each kind whose refused
+    names depend on the name alone: a plain object, a function, a method, a type, a
+    generator, a coroutine, an async generator. Code, frame and traceback objects refuse
+    every name, but a template reaches them only through a name refused already
+    (``__code__``, ``gi_frame``, ``__traceback__``), so they are not asked.
+    """
+    return _refused(name)
+
+
+@lru_cache(maxsize=1024)
+def _refused(name: str) -> bool:
+    sandbox = environment()
+    return any(not sandbox.is_safe_attribute(probe, name, None) for probe in _probes())
+
+
+class _Probe:
+    def method(self) -> None:
+        """A bound method to show the sandbox."""
+
+
+def _probe_generator() -> Iterator[None]:
+    yield None
+
+
+async def _probe_coroutine() -> None:
+    return None
+
+
+async def _probe_async_generator() -> Any:
+    yield None
+
+
+@lru_cache(maxsize=1)
+def _probes() -> tuple[object, ...]:
+    coroutine = _probe_coroutine()
+    coroutine.close()  # never run: closing it keeps Python from warning that it was never awaited
+    return (object(), _probe_generator, _Probe().method, _Probe, _probe_generator(), coroutine, _probe_async_generator())
+
+
+# Filters that look up an attribute named by an argument, through the sandbox's getattr or
+# getitem: filter -> (position of that argument after the value, or None; its keyword).
+# All but ``attr`` take a dotted path ("owner.name"), looked up part by part.
+_ATTRIBUTE_FILTERS: dict[str, tuple[int | None, str]] = {
+    "attr": (0, "name"),
+    "groupby": (0, "attribute"),
+    "sum": (0, "attribute"),
+    "selectattr": (0, "attribute"),
+    "rejectattr": (0, "attribute"),
+    "map": (None, "attribute"),
+    "unique": (1, "attribute"),
+    "min": (1, "attribute"),
+    "max": (1, "attribute"),
+    "join": (1, "attribute"),
+    "sort": (2, "attribute"),
+}
+
+
+def _unsafe_in(tree: nodes.Template | nodes.Expr) -> list[str]:
+    return [name for name in dict.fromkeys(_lookups(tree)) if _refused(name)]
+
+
+def _lookups(node: nodes.Node) -> Iterator[str]:
+    """Every attribute name a node looks up by a constant, children first: the order they are written in."""
+    for child in node.iter_child_nodes():
+        yield from _lookups(child)
+    if isinstance(node, (nodes.Getattr, nodes.Getitem)):
+        name = _constant_name(node)
+        if name is None:
+            return
+        yield name
+        if name in ("format", "format_map") and isinstance(node.node, nodes.Const) and isinstance(node.node.value, str):
+            yield from _format_fields(node.node.value)
+    elif isinstance(node, nodes.Filter) and node.name in _ATTRIBUTE_FILTERS:
+        position, keyword = _ATTRIBUTE_FILTERS[node.name]
+        arguments = [pair.value for pair in node.kwargs if pair.key == keyword]
+        if position is not None and len(node.args) > position:
+            arguments.append(node.args[position])
+        for argument in arguments:
+            if isinstance(argument, nodes.Const) and isinstance(argument.value, str):
+                yield from [argument.value] if node.name == "attr" else argument.value.split(".")
+
+
+def _constant_name(node: nodes.Getattr | nodes.Getitem) -> str | None:
+    if isinstance(node, nodes.Getattr):
+        return str(node.attr)
+    if isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+        return node.arg.value
+    return None
+
+
+def _format_fields(template: str) -> Iterator[str]:
+    """The attribute and key names the fields of a ``str.format`` string look up: ``'{0.a[b]:{1.c}}'`` gives a, b, c."""
+    try:
+        for _, field, spec, _ in string.Formatter().parse(template):
+            if field is not None:
+                for _, name in formatter_field_name_split(field)[1]:
+                    if isinstance(name, str):
+                        yield name
+            if spec:
+                yield from _format_fields(spec)
+    except ValueError:  # not a valid format string: calling it fails at run time
+        return
 
 
 @lru_cache(maxsize=4096)

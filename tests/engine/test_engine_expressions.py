@@ -1,14 +1,17 @@
-"""Sandboxed expressions: rendering, evaluating, typed single-expression values, the names a template uses."""
+"""Sandboxed expressions: rendering, evaluating, typed single-expression values, the names a template uses, the attributes the sandbox refuses."""
 
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
 import pytest
-from jinja2.exceptions import TemplateSyntaxError
+from jinja2 import sandbox
+from jinja2.exceptions import SecurityError, TemplateSyntaxError
 
 from aftercare.engine import expressions
 from aftercare.engine.errors import StepError
+from aftercare.engine.library import validate
 
 SCOPE = {
     "inputs": {"title": "Printer jam", "count": 3, "ratio": 0.5, "tags": ["a", "b"], "urgent": True, "day": date(2026, 1, 31)},
@@ -118,3 +121,96 @@ class TestNames:
     def test_is_template(self) -> None:
         assert expressions.is_template("{{ x }}") and expressions.is_template("{% if x %}{% endif %}")
         assert not expressions.is_template("role:lead") and not expressions.is_template(5)
+
+
+class TestUnsafeAttributes:
+    @pytest.mark.parametrize(
+        ("source", "expected"),
+        [
+            ("{{ ''.__class__.__mro__[1].__subclasses__() }}", ["__class__", "__mro__", "__subclasses__"]),
+            ("{{ cycler.__init__.__globals__.os }}", ["__init__", "__globals__"]),
+            ("{{ inputs._private }}", ["_private"]),
+            ("{{ inputs['__class__'] }} {{ inputs['title'] }}", ["__class__"]),
+            ("{{ dict.mro() }}", ["mro"]),
+            ("{{ (inputs.tags | map('upper')).gi_frame }}", ["gi_frame"]),
+            ("{% for c in ''.__class__.__mro__ %}{{ c.__name__ }}{% endfor %}", ["__class__", "__mro__", "__name__"]),
+            ("{% set x = inputs.__dict__ %}{% if x.__len__ %}{% endif %}", ["__dict__", "__len__"]),
+            ("{{ inputs.__class__ }} {{ case.__class__ }}", ["__class__"]),
+            ("{{ '{0.__class__}'.format(inputs) }}", ["__class__"]),
+            ("{{ '{0[__globals__]:>{1._width}}'.format(inputs, 1) }}", ["__globals__", "_width"]),
+            ("{{ '{title.__class__}'.format_map(inputs) }}", ["__class__"]),
+            ("{{ inputs | attr('__class__') }}", ["__class__"]),
+            ("{{ inputs | attr(name='__class__') }}", ["__class__"]),
+            ("{{ inputs.tags | map(attribute='upper.__self__') | list }}", ["__self__"]),
+            ("{{ inputs.tags | sort(false, false, '__len__') }} {{ inputs.tags | sort(attribute='_k') }}", ["__len__", "_k"]),
+            ("{{ inputs.tags | selectattr('_private') | list }}", ["_private"]),
+            ("{{ inputs.tags | groupby('__class__') }}", ["__class__"]),
+            ("{{ inputs.tags | join(', ', '__doc__') }}", ["__doc__"]),
+        ],
+    )
+    def test_refused_names_in_the_order_written(self, source: str, expected: list[str]) -> None:
+        assert expressions.unsafe_attributes(source) == expected
+
+    @pytest.mark.parametrize(
+        "source",
+        [
+            "{{ steps['tell-reporter'].by }}",
+            "{{ inputs.title | upper }}",
+            "{{ item }}",
+            "{% for tag in inputs.tags %}{{ loop.index }}: {{ tag.name | default('-') }}{% endfor %}",
+            "{{ inputs.tags | map(attribute='title') | join(', ') }} {{ inputs.tags | sort(attribute='owner.name') | first }}",
+            "{{ inputs.tags | selectattr('done') | list | length }} {{ inputs | attr('title') }}",
+            "{{ '{} of {}'.format(inputs.count, case.key) }} {{ '{0.title}'.format(inputs) }} {{ inputs.note.format(1) }}",
+            "{{ triage.items() | list }} {{ case.key ~ ': ' ~ inputs.title }} {{ inputs[key] }} {{ inputs.tags[0] }}",
+            "{% set ns = namespace(total=0) %}{% set ns.total = ns.total + 1 %}{{ ns.total }}",
+            "{{ '{0.__class__'.format(inputs) }}",  # not a format string: fails at run time, looks nothing up
+        ],
+    )
+    def test_ordinary_templates_report_nothing(self, source: str) -> None:
+        assert expressions.unsafe_attributes(source) == []
+
+    def test_expressions(self) -> None:
+        assert expressions.unsafe_attributes("lipsum.__globals__['os'] is defined", expression=True) == ["__globals__"]
+        assert expressions.unsafe_attributes("review.decision == 'approve' and inputs.count > 2", expression=True) == []
+        with pytest.raises(TemplateSyntaxError):
+            expressions.unsafe_attributes("a.__class__ ==", expression=True)
+
+    def test_every_attribute_attack_is_found_before_the_run(self) -> None:
+        for source in [attack for attack in ATTACKS if "__" in attack]:
+            assert expressions.unsafe_attributes(source), source
+
+    def test_the_answer_is_a_copy_of_the_cached_one(self) -> None:
+        found = expressions.unsafe_attributes("{{ x.__class__ }}")
+        found.append("extra")
+        assert expressions.unsafe_attributes("{{ x.__class__ }}") == ["__class__"]
+
+    @pytest.mark.parametrize(
+        "name",
+        ["_x", "__class__", "__globals__", "mro", *sorted(sandbox.UNSAFE_GENERATOR_ATTRIBUTES | sandbox.UNSAFE_COROUTINE_ATTRIBUTES | sandbox.UNSAFE_ASYNC_GENERATOR_ATTRIBUTES)],
+    )
+    def test_the_rule_is_the_sandboxs(self, name: str) -> None:
+        assert expressions.is_refused_attribute(name)
+
+    @pytest.mark.parametrize("name", ["title", "by", "upper", "format", "format_map", "items", "keys", "append", "update", "x_"])
+    def test_ordinary_names_pass(self, name: str) -> None:
+        assert not expressions.is_refused_attribute(name)
+
+    def test_the_sandbox_refuses_at_run_time_what_the_rule_refuses(self) -> None:
+        with pytest.raises(StepError) as refused:
+            expressions.render("{{ dict.mro() }}", {})
+        assert isinstance(refused.value.__cause__, SecurityError)
+        assert expressions.unsafe_attributes("{{ dict.mro() }}") == ["mro"]
+
+    def test_named_notification_templates_are_checked(self, tmp_path: Path) -> None:
+        definition = tmp_path / "tell.yaml"
+        definition.write_text(
+            "process: tell\ntitle: Tell\nversion: 1\nkey: TEL\nsteps:\n"
+            "  - {id: tell, type: notify, to: [console], template: resolved}\n"
+            "  - {id: done, type: end, outcome: done}\n",
+            encoding="utf-8",
+        )
+        loaded, problems = validate([definition], templates={"resolved": "{{ case.title }}: {{ message.__class__ }}"})
+        assert not loaded
+        assert [(p.line, p.path, p.message) for p in problems] == [
+            (6, "steps[0].template", "template in template 'resolved' uses '__class__', which the sandbox refuses (names starting with '_' and internal attributes are not available in templates)")
+        ]
