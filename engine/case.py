@@ -2,24 +2,89 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from .register.records import CaseRecord
+from .durations import due_after
+from .errors import AnswerError
+from .spec import ProcessSpec
+from .values import coerce_all
 
 CASE_ATTRIBUTES = frozenset(
     {"key", "title", "process", "version", "status", "outcome", "opened_at", "due_at", "url", "parent", "fields"}
 )
 
 
+TITLE_INPUTS = ("title", "topic")
+"""The inputs that title a case, in order; without them the process's title does."""
+
+
+def case_title(spec: ProcessSpec, inputs: Mapping[str, Any]) -> str:
+    """A case's title: its ``title`` input, else its ``topic``, else the process's title."""
+    for name in TITLE_INPUTS:
+        if inputs.get(name):
+            return str(inputs[name])
+    return spec.title
+
+
+@dataclass(frozen=True)
+class Opening:
+    """What a new case starts with: its inputs checked and typed, its title, its deadline."""
+
+    inputs: dict[str, Any]
+    title: str
+    due_at: datetime | None
+
+
+def opening(spec: ProcessSpec, given: Mapping[str, Any], people: Iterable[str], now: datetime) -> Opening:
+    """Check a new case's inputs against the process's start form (defaults filled in).
+
+    Raises:
+        AnswerError: an input is missing, unknown or does not fit its type (every problem named).
+    """
+    try:
+        inputs = coerce_all(spec.inputs, given, people)
+    except ValueError as error:
+        raise AnswerError(f"inputs of {spec.process}: {error}") from None
+    due_at = due_after(now, spec.sla.due) if spec.sla else None
+    return Opening(inputs=inputs, title=case_title(spec, inputs), due_at=due_at)
+
+
+class CaseRow(Protocol):
+    """A case as the register stores it (``CaseRecord``)."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def process(self) -> str: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def inputs(self) -> dict[str, Any]: ...
+    @property
+    def opened_at(self) -> datetime: ...
+    @property
+    def due_at(self) -> datetime | None: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def outcome(self) -> str | None: ...
+    @property
+    def parent_key(self) -> str | None: ...
+    @property
+    def fields(self) -> dict[str, Any]: ...
+
+
 @dataclass
 class CaseState:
     """A case as the driver moves it: identity, inputs, results by step, the path taken.
 
-    ``active`` is a set so that parallel branches (planned for v2) fit without a rewrite;
-    in v1 it holds at most one step.
+    ``active`` is the router's position, a set of active steps, so that parallel
+    branches (the language's v2) fit without a rewrite; in v1 it holds at most one step.
     """
 
     key: str
@@ -41,7 +106,7 @@ class CaseState:
     active: set[str] = field(default_factory=set)
 
     @classmethod
-    def from_record(cls, record: CaseRecord, *, url: str | None = None) -> CaseState:
+    def from_record(cls, record: CaseRow, *, url: str | None = None) -> CaseState:
         """The state of a case as the register has it (results are filled in as steps replay)."""
         return cls(
             key=record.key,

@@ -1,12 +1,14 @@
-"""Loading a whole folder of definitions with its team file, checking everything at once."""
+"""Loading a whole folder of definitions with its team file, checking everything at once; the definition a case runs."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from .checks import DefinitionChecker
-from .errors import DefinitionError, Problem
+from .errors import DefinitionError, NotFoundError, Problem
 from .loader import (
     TEAM_FILE,
     Library,
@@ -16,9 +18,11 @@ from .loader import (
     find_team_file,
     load_team,
     parse_definition,
+    validate_shape,
 )
 from .spec import ProcessSpec
 from .team import TeamSpec
+from .yaml_source import parse_yaml
 
 
 def validate(paths: Iterable[Path], templates: Mapping[str, str] | None = None) -> tuple[dict[Path, LoadedDefinition], list[Problem]]:
@@ -88,6 +92,20 @@ def _duplicate_processes(loaded: Mapping[Path, LoadedDefinition]) -> list[Proble
     return problems
 
 
+DEFINITION_SUFFIXES = (".yaml", ".yml")
+
+
+def process_argument(argument: str, folder: Path) -> tuple[Path, str]:
+    """Where a command's ``PROCESS|FILE`` argument points: (the folder to load, the name to get from it).
+
+    A definition file names its own folder; a process id is looked up in ``folder``.
+    """
+    target = Path(argument)
+    if target.suffix in DEFINITION_SUFFIXES:
+        return target.parent, target.name
+    return folder, argument
+
+
 def load_library(folder: Path, templates: Mapping[str, str] | None = None) -> Library:
     """Load every definition of a folder and its team file.
 
@@ -104,3 +122,70 @@ def load_library(folder: Path, templates: Mapping[str, str] | None = None) -> Li
     for definition in loaded.values():
         library.definitions[definition.spec.process] = definition
     return library
+
+
+# --- which definition a case runs ------------------------------------------------------------------
+
+CURRENT = "current"
+STORED = "stored"
+FALLBACK = "fallback"
+
+
+@dataclass(frozen=True)
+class CaseDefinition:
+    """The definition a case runs, and where it came from.
+
+    Attributes:
+        spec: the definition.
+        source: ``current`` (the folder's file, unchanged since the case opened), ``stored``
+            (the text the register kept when the case opened: the file changed since) or
+            ``fallback`` (the register has no usable text: the folder's current file, with
+            ``note`` saying so).
+        note: why the fallback was taken.
+    """
+
+    spec: ProcessSpec
+    source: str
+    note: str | None = None
+
+
+StoredText = Callable[[str], "str | None"]
+"""The text the register kept under a definition hash, None when it has none."""
+
+
+def definition_of_case(library: Library | None, process: str, definition_hash: str, stored_text: StoredText) -> CaseDefinition:
+    """The one answer to "which definition does this case run" (running cases keep their version).
+
+    The folder's definition when its hash is the case's; else the text the register kept
+    under the case's hash; else, explicitly, the folder's current definition of the process.
+
+    Args:
+        library: the definitions folder, None where there is none (``aftercare answer`` on
+            a machine that has only the register).
+        process: the case's process.
+        definition_hash: the hash of the definition the case opened with.
+        stored_text: the register's text under a hash.
+
+    Raises:
+        NotFoundError: the folder has no such process and the register no text to fall back on.
+    """
+    loaded = library.definitions.get(process) if library is not None else None
+    if loaded is not None and loaded.digest == definition_hash:
+        return CaseDefinition(loaded.spec, CURRENT)
+    text = stored_text(definition_hash)
+    problem = f"the register has no text of {process} definition {definition_hash}"
+    if text is not None:
+        try:
+            return CaseDefinition(_stored_spec(process, definition_hash, text), STORED)
+        except DefinitionError as error:
+            problem = f"the stored text of {process} definition {definition_hash} no longer loads ({error.problems[0]})"
+    if loaded is None:
+        where = f"in {library.root}" if library is not None else "folder of definitions here"
+        raise NotFoundError(f"{problem}, and there is no process {process!r} {where}")
+    return CaseDefinition(loaded.spec, FALLBACK, f"{problem}; using the current file {loaded.path.name}")
+
+
+@lru_cache(maxsize=256)
+def _stored_spec(process: str, definition_hash: str, text: str) -> ProcessSpec:
+    spec: ProcessSpec = validate_shape(parse_yaml(text, f"{process}@{definition_hash}"), ProcessSpec)
+    return spec

@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from . import spec as spec_module
-from .errors import DefinitionError, Problem
+from .errors import DefinitionError, NotFoundError, Problem
 from .spec import STEP_TYPES, ProcessSpec
 from .suggest import did_you_mean
 from .team import TeamSpec
@@ -44,14 +44,15 @@ class Library:
         """A definition by process id or file name.
 
         Raises:
-            KeyError: with a "did you mean" when a near name exists.
+            NotFoundError: no such process or file, with a "did you mean" when a near name exists.
         """
         if process_or_file in self.definitions:
             return self.definitions[process_or_file]
         for loaded in self.definitions.values():
             if loaded.path.name == process_or_file or str(loaded.path) == process_or_file:
                 return loaded
-        raise KeyError(f"no process {process_or_file!r}{did_you_mean(process_or_file, self.definitions)}")
+        where = f" in {self.root}" if self.root is not None else ""
+        raise NotFoundError(f"no process {process_or_file!r}{where}{did_you_mean(process_or_file, self.definitions)}")
 
 
 def shape_problems(document: SourceDocument, model: type[BaseModel], error: ValidationError) -> list[Problem]:

@@ -19,9 +19,10 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from . import router
+from .answers_file import ScriptedAnswers
 from .errors import AnswerError, DefinitionError, Problem
 from .loader import validate_shape
-from .simulator import SimulationResult, Simulator, TemplateRenderer
+from .simulator import MessageComposer, SimulationResult, Simulator
 from .spec import ProcessSpec, RecordStep, SpecModel
 from .suggest import did_you_mean
 from .team import TeamSpec
@@ -222,9 +223,10 @@ def check_scenarios(scenarios: ScenarioFile, spec: ProcessSpec, catalog: Mapping
     steps = spec.step_ids
     for index, scenario in enumerate(file_spec.scenarios):
         where: PathKey = ("scenarios", index)
-        for step in scenario.answers:
-            if step not in steps:
-                problems.append(scenarios.problem((*where, "answers", step), f"unknown step {step!r}{did_you_mean(step, steps)}"))
+        try:
+            ScriptedAnswers.parse(scenario.answers, spec, document=scenarios.document, at=(*where, "answers"))
+        except DefinitionError as error:
+            problems.extend(error.problems)
         for position, step in enumerate(scenario.path or ()):
             if step not in steps:
                 problems.append(scenarios.problem((*where, "path", position), f"unknown step {step!r}{did_you_mean(step, steps)}"))
@@ -245,7 +247,7 @@ def run_scenario(
     spec: ProcessSpec,
     team: TeamSpec,
     catalog: Mapping[str, ProcessSpec],
-    renderer: TemplateRenderer | None = None,
+    composer: MessageComposer,
 ) -> ScenarioResult:
     """Run one scenario through the simulator and compare what the case did with what it expects."""
     scenario = scenarios.spec.scenarios[index]
@@ -263,7 +265,8 @@ def run_scenario(
         start = start.replace(tzinfo=timezone.utc)
     simulator: Simulator | None = None
     try:
-        simulator = Simulator(spec, team, scenario.answers, catalog=catalog, renderer=renderer, start=start)
+        answers = ScriptedAnswers.parse(scenario.answers, spec, document=scenarios.document, at=(*where, "answers"))
+        simulator = Simulator(spec, team, answers, composer=composer, catalog=catalog, start=start)
         result = simulator.run(inputs)
     except Exception as error:  # a test runner reports a scenario that crashes, and goes on with the next
         partial = simulator.result if simulator is not None else None
@@ -288,7 +291,7 @@ def run_scenario(
     escalated = [message.step for message in result.messages if message.kind == "escalation"]
     if scenario.escalated is not None and list(scenario.escalated) != escalated:
         fail("escalated", f"expected escalations of {list(scenario.escalated)}, got {escalated}")
-    unused = {step: len(queue) for step, queue in simulator.script.items() if queue}
+    unused = simulator.script.left()
     if unused:
         listed = ", ".join(f"{step} ({count})" for step, count in unused.items())
         fail("answers", f"answers left unused: {listed}; the case never asked for them")
@@ -320,7 +323,7 @@ def run_definition_scenarios(
     definition: Path,
     team: TeamSpec,
     catalog: Mapping[str, ProcessSpec],
-    renderer: TemplateRenderer | None = None,
+    composer: MessageComposer,
     scenario_file: Path | None = None,
 ) -> DefinitionReport:
     """Load and run every scenario of one definition; a missing scenario file is an empty report."""
@@ -338,7 +341,7 @@ def run_definition_scenarios(
         return report
     assert report.coverage is not None
     for index in range(len(scenarios.spec.scenarios)):
-        result = run_scenario(scenarios, index, spec, team, catalog, renderer)
+        result = run_scenario(scenarios, index, spec, team, catalog, composer)
         report.results.append(result)
         if result.result is not None:
             report.coverage.add(result.result)

@@ -1,29 +1,58 @@
-"""Running a definition in memory with scripted answers on a simulated clock (no Prefect, no database)."""
+"""Running a definition in memory with scripted answers on a simulated clock (no Prefect, no database).
+
+The simulator is a step executor like the Prefect flow: the case runner, the router, the
+human-step rules (:mod:`.answers`) and the result builders (:mod:`.results`) are the same
+code; only where answers come from (the answers file), where messages go (a list) and the
+clock (simulated) differ. Messages are composed by a :class:`MessageComposer`, which
+``aftercare.notifications`` provides with the same templates and addressing a real run uses.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Any
+from datetime import datetime, timezone
+from typing import Any, Protocol
 
-from . import expressions, router
-from .case import CaseState
-from .driver import HumanPlan, run_case
-from .durations import parse_duration
+from .answers import Answer, HumanPlan, Submission, collect, is_late
+from .answers_file import ScriptedAnswers
+from .case import CaseState, opening
 from .errors import AnswerError, StepError
+from .results import notify_result, record_result, start_result, wait_result
+from .runner import run_case
 from .spec import HumanStep, NotifyStep, ProcessSpec, RecordStep, StartStep, StepSpec, WaitStep
 from .team import TeamSpec
-from .values import coerce_all
 
-#: Renders a named template: (template name, scope, recipient) -> (subject, body).
-TemplateRenderer = Callable[[str, dict[str, Any]], tuple[str, str]]
-ANSWER_KEYS = frozenset({"decision", "by", "comment", "after", "timeout"})
+SIMULATION_START = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+"""Where the simulated clock starts unless told otherwise (a Monday morning)."""
+
+
+class ComposedMessage(Protocol):
+    """One message for one recipient on one channel (``aftercare.notifications.OutboxMessage``)."""
+
+    @property
+    def recipient(self) -> str: ...
+    @property
+    def channel(self) -> str: ...
+    @property
+    def subject(self) -> str: ...
+    @property
+    def body(self) -> str: ...
+
+
+class MessageComposer(Protocol):
+    """Composes the messages a real run would queue, without queueing them."""
+
+    def notify(self, scope: dict[str, Any], step: NotifyStep, recipients: Sequence[str], visit: int) -> Sequence[ComposedMessage]:
+        """A notify step's messages."""
+
+    def escalation(self, scope: dict[str, Any], step: HumanStep, plan: HumanPlan, visit: int) -> Sequence[ComposedMessage]:
+        """A passed due's escalation and overdue reminders."""
 
 
 @dataclass
 class SimulatedMessage:
-    """A message the simulated case would send."""
+    """Messages the simulated case would send at one moment (one notify step, one escalation)."""
 
     step: str
     visit: int
@@ -42,6 +71,7 @@ class StartedCase:
     process: str
     key: str
     inputs: dict[str, Any]
+    title: str
 
 
 @dataclass
@@ -51,7 +81,9 @@ class SimulationResult:
     case: CaseState
     messages: list[SimulatedMessage] = field(default_factory=list)
     started: list[StartedCase] = field(default_factory=list)
-    answers: list[tuple[str, int, router.Answer]] = field(default_factory=list)
+    answers: list[tuple[str, int, Answer]] = field(default_factory=list)
+    late: list[tuple[str, int, Submission]] = field(default_factory=list)
+    """Scripted answers that came after a due with ``on_timeout``: refused, the step timed out."""
     visits: list[tuple[str, int, dict[str, Any], datetime, datetime]] = field(default_factory=list)
 
     @property
@@ -70,31 +102,39 @@ class SimulationResult:
 
 
 class Simulator:
-    """A step executor whose people are an answers script and whose clock is simulated."""
+    """A step executor whose people are an answers script and whose clock is simulated.
+
+    Args:
+        spec: the definition.
+        team: its team.
+        answers: the answers file's data, or answers already read (:class:`ScriptedAnswers`).
+        composer: composes messages as a real run would (``aftercare.notifications``).
+        catalog: the definitions ``start`` steps may open.
+        start: when the simulated clock starts.
+        key: the case's key.
+
+    Raises:
+        DefinitionError: the answers name unknown steps or are malformed.
+    """
 
     def __init__(
         self,
         spec: ProcessSpec,
         team: TeamSpec,
-        answers: Mapping[str, Any] | None = None,
+        answers: Mapping[str, Any] | ScriptedAnswers | None = None,
         *,
+        composer: MessageComposer,
         catalog: Mapping[str, ProcessSpec] | None = None,
-        renderer: TemplateRenderer | None = None,
         start: datetime | None = None,
         key: str | None = None,
     ) -> None:
         self.spec = spec
         self.team = team
+        self.composer = composer
         self.catalog = catalog or {}
-        self.renderer = renderer
-        self.clock = start or datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+        self.clock = start or SIMULATION_START
         self.key = key or f"{spec.key}-0001"
-        self.script = {step: list(value) if isinstance(value, list) else [value] for step, value in (answers or {}).items()}
-        unknown = [step for step in self.script if step not in spec.step_ids]
-        if unknown:
-            from .suggest import did_you_mean
-
-            raise AnswerError(f"the answers name unknown step {unknown[0]!r}{did_you_mean(unknown[0], spec.step_ids)}")
+        self.script = answers if isinstance(answers, ScriptedAnswers) else ScriptedAnswers.parse(answers, spec)
         self.counters: dict[str, int] = {}
         self.result: SimulationResult | None = None
         self._started_at: dict[tuple[str, int], datetime] = {}
@@ -108,18 +148,15 @@ class Simulator:
             AnswerError: an input or scripted answer the definition refuses.
             StepError: a step could not run (no answer left for a waiting step, say).
         """
-        try:
-            values = coerce_all(self.spec.inputs, inputs, self.team.people)
-        except ValueError as error:
-            raise AnswerError(f"inputs: {error}") from None
+        opened = opening(self.spec, inputs, self.team.people, self.clock)
         case = CaseState(
             key=self.key,
             process=self.spec.process,
             version=self.spec.version,
-            title=str(values.get("title") or self.spec.title),
-            inputs=values,
+            title=opened.title,
+            inputs=opened.inputs,
             opened_at=self.clock,
-            due_at=self.clock + parse_duration(self.spec.sla.due) if self.spec.sla else None,
+            due_at=opened.due_at,
         )
         self.result = SimulationResult(case)
         run_case(self.spec, self.team, self, case)
@@ -133,7 +170,7 @@ class Simulator:
     def recorded(self, case: CaseState, step: StepSpec, visit: int) -> dict[str, Any] | None:
         return None
 
-    def begin(self, case: CaseState, step: StepSpec, visit: int, due_at: datetime | None, assignee: str | None) -> None:
+    def begin(self, case: CaseState, step: StepSpec, visit: int, plan: HumanPlan | None) -> None:
         self._started_at[(step.id, visit)] = self.clock
 
     def complete(self, case: CaseState, step: StepSpec, visit: int, result: dict[str, Any]) -> dict[str, Any]:
@@ -145,104 +182,102 @@ class Simulator:
         pass
 
     def human(self, case: CaseState, step: HumanStep, visit: int, plan: HumanPlan) -> dict[str, Any]:
-        assert self.result is not None
-        given: list[router.Answer] = []
-        escalated = False
-        while True:
-            script = self._next_answer(step, visit)
-            if script.get("timeout"):
-                if plan.due_at is None:
-                    raise StepError(f"step {step.id!r}: the answers let it time out, but it has no due")
-                self.clock = max(self.clock, plan.due_at)
-                if not escalated:
-                    self._escalate(case, step, visit, plan)
-                if not step.on_timeout:
-                    raise StepError(f"step {step.id!r} has no on_timeout: a passed due never decides it; give an answer instead")
-                return router.human_result(step, given, "timeout")
-            delay = parse_duration(str(script["after"])) if script.get("after") else timedelta(0)
-            if plan.due_at and not escalated and self.clock + delay > plan.due_at:
-                self.clock = plan.due_at
-                self._escalate(case, step, visit, plan)
-                escalated = True
-            self.clock = max(self.clock, plan.started_at + delay) if delay else self.clock
-            fields = {k: v for k, v in script.items() if k not in ANSWER_KEYS}
-            answer = router.accept_answer(
-                step,
-                by=str(script.get("by", "")),
-                decision=script.get("decision"),
-                comment=script.get("comment"),
-                fields=fields,
-                eligible=plan.eligible,
-                earlier=given,
-                people=list(self.team.people),
-                answered_at=self.clock,
-            )
-            given.append(answer)
-            self.result.answers.append((step.id, visit, answer))
-            decision = router.tally(step, given)
-            if decision is not None:
-                return router.human_result(step, given, decision)
-
-    def _next_answer(self, step: HumanStep, visit: int) -> dict[str, Any]:
-        queue = self.script.get(step.id)
-        if not queue:
-            raise StepError(f"step {step.id!r} (visit {visit}) waits for an answer, but the answers file has no more for it")
-        answer = queue.pop(0)
-        if not isinstance(answer, dict):
-            raise AnswerError(f"an answer to step {step.id!r} must be a mapping, got {answer!r}")
-        return answer
-
-    def _escalate(self, case: CaseState, step: HumanStep, visit: int, plan: HumanPlan) -> None:
-        assert self.result is not None
-        recipients = self._people(plan.escalate_to) + list(plan.eligible)
-        subject = f"Overdue: {plan.title} ({case.key})"
-        body = f"Step {step.id!r} of {case.key} was due {plan.due_at:%Y-%m-%d %H:%M} UTC and is still waiting."
-        self.result.messages.append(SimulatedMessage(step.id, visit, "escalation", recipients, subject, body, self.clock))
+        return collect(step, plan, _Script(self, case, step, visit, plan), people=list(self.team.people))
 
     def notify(self, case: CaseState, step: NotifyStep, visit: int, recipients: list[str], scope: dict[str, Any]) -> dict[str, Any]:
-        assert self.result is not None
-        if step.template is not None and self.renderer is not None:
-            subject, body = self.renderer(step.template, scope)
-        elif step.template is not None:
-            subject, body = f"[{step.template}] {case.key}", f"(template {step.template})"
-        else:
-            assert step.message is not None
-            body = expressions.render(step.message, scope)
-            subject = expressions.render(step.subject, scope) if step.subject else f"{case.key}: {case.title}"
-        people = self._people(recipients)
-        self.result.messages.append(SimulatedMessage(step.id, visit, "notify", people, subject, body, self.clock))
-        return {"recipients": people, "subject": subject, "sent_at": self.clock.isoformat()}
+        messages = self.composer.notify(scope, step, recipients, visit)
+        self._keep(step.id, visit, "notify", messages)
+        return notify_result((m.recipient for m in messages), messages[0].subject if messages else "", self.clock, len(messages))
 
-    def _people(self, references: Sequence[str]) -> list[str]:
-        out: list[str] = []
-        for reference in references:
-            try:
-                members = self.team.members(reference)
-            except KeyError:
-                members = (reference,)  # a channel URL
-            out.extend(m for m in members if m not in out)
-        return out
+    def escalate(self, case: CaseState, step: HumanStep, visit: int, plan: HumanPlan) -> None:
+        """The step's due passed while it waits: what the escalations flow would send."""
+        self._keep(step.id, visit, "escalation", self.composer.escalation(case.scope(self.clock), step, plan, visit))
+
+    def _keep(self, step_id: str, visit: int, kind: str, messages: Sequence[ComposedMessage]) -> None:
+        assert self.result is not None
+        recipients = list(dict.fromkeys(m.recipient.removeprefix("person:") for m in messages))
+        subject, body = (messages[0].subject, messages[0].body) if messages else ("", "")
+        self.result.messages.append(SimulatedMessage(step_id, visit, kind, recipients, subject, body, self.clock))
 
     def record(self, case: CaseState, step: RecordStep, visit: int, values: dict[str, Any]) -> dict[str, Any]:
-        return values
+        return record_result(values)
 
     def start(self, case: CaseState, step: StartStep, visit: int, inputs: list[dict[str, Any]]) -> dict[str, Any]:
         assert self.result is not None
         target = self.catalog.get(step.process)
         keys = []
         for given in inputs:
+            title = str(given.get("title") or step.process)
             if target is not None:
                 try:
-                    given = coerce_all(target.inputs, given, self.team.people)
-                except ValueError as error:
-                    raise StepError(f"step {step.id!r} starts {step.process!r} with bad inputs: {error}") from None
+                    opened = opening(target, given, self.team.people, self.clock)
+                except AnswerError as error:
+                    raise StepError(f"step {step.id!r} starts {step.process!r}: {error}") from None
+                given, title = opened.inputs, opened.title
             prefix = target.key if target else step.process.upper()[:3]
             self.counters[prefix] = self.counters.get(prefix, 0) + 1
             key = f"{prefix}-{self.counters[prefix]:04d}"
             keys.append(key)
-            self.result.started.append(StartedCase(step.id, step.process, key, given))
-        return {"process": step.process, "cases": keys, "case": keys[0] if keys else None}
+            self.result.started.append(StartedCase(step.id, step.process, key, given, title))
+        return start_result(step.process, keys)
 
     def wait(self, case: CaseState, step: WaitStep, visit: int, until: datetime) -> dict[str, Any]:
         self.clock = max(self.clock, until)
-        return {"until": until.isoformat(), "fired_at": self.clock.isoformat()}
+        return wait_result(until, self.clock)
+
+
+class _Script:
+    """A human step's answers from the answers file, on the simulated clock (an ``AnswerSource``)."""
+
+    def __init__(self, simulator: Simulator, case: CaseState, step: HumanStep, visit: int, plan: HumanPlan) -> None:
+        self.simulator = simulator
+        self.case = case
+        self.step = step
+        self.visit = visit
+        self.plan = plan
+        self.taken: list[Answer] = []
+        self.escalated = False
+
+    def now(self) -> datetime:
+        return self.simulator.clock
+
+    def recorded(self) -> list[Answer]:
+        return list(self.taken)
+
+    def next(self) -> Submission | None:
+        simulator, step, plan = self.simulator, self.step, self.plan
+        scripted = simulator.script.pop(step.id)
+        if scripted is None:
+            raise StepError(f"step {step.id!r} (visit {self.visit}) waits for an answer, but the answers file has no more for it")
+        if scripted.timeout:
+            if plan.due_at is None:
+                raise StepError(f"step {step.id!r}: the answers let it time out, but it has no due")
+            self._pass_due()
+            if not step.on_timeout:
+                raise StepError(f"step {step.id!r} has no on_timeout: a passed due never decides it; give an answer instead")
+            return None
+        at = max(simulator.clock, plan.started_at + scripted.after) if scripted.after else simulator.clock
+        if plan.due_at is not None and at > plan.due_at:
+            self._pass_due()
+        if is_late(step, plan.due_at, at):
+            assert simulator.result is not None
+            simulator.result.late.append((step.id, self.visit, scripted.submission))
+            return None  # the clock stands at the due: the step times out
+        simulator.clock = at
+        return scripted.submission
+
+    def _pass_due(self) -> None:
+        """The clock reaches the due: escalated once, as the escalations flow does."""
+        assert self.plan.due_at is not None
+        self.simulator.clock = max(self.simulator.clock, self.plan.due_at)
+        if not self.escalated:
+            self.escalated = True
+            self.simulator.escalate(self.case, self.step, self.visit, self.plan)
+
+    def take(self, answer: Answer) -> None:
+        assert self.simulator.result is not None
+        self.taken.append(answer)
+        self.simulator.result.answers.append((self.step.id, self.visit, answer))
+
+    def refuse(self, submission: Submission, error: AnswerError) -> None:
+        raise error

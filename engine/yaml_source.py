@@ -175,3 +175,19 @@ def _plain(node: Any, path: PathKey, document: SourceDocument) -> Any:
     if isinstance(node, float):
         return float(node)
     return node
+
+
+def read_mapping_file(path: Path, what: str) -> SourceDocument:
+    """Read a data file (inputs, answers) that must hold a mapping; an empty file holds an empty one.
+
+    Raises:
+        DefinitionError: the file is missing, unreadable, not YAML or JSON, or not a mapping.
+    """
+    if not path.is_file():
+        raise DefinitionError([Problem(str(path), 0, 0, "", f"no such {what} file")])
+    document = read_yaml(path)
+    if document.data is None:
+        document.data = {}
+    if not isinstance(document.data, dict):
+        raise DefinitionError([document.problem((), f"the {what} file must hold a mapping")])
+    return document

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from aftercare.engine import router
+from aftercare.engine import answers
 from aftercare.engine.errors import DefinitionError
 from aftercare.engine.scenarios import load_scenarios
 from aftercare.engine.spec import ChecklistStep
@@ -185,14 +185,14 @@ def test_checklist_with_a_form_takes_item_verdicts_and_fields() -> None:
             "form": {"notes": {"type": "text", "required": False}},
         }
     )
-    answer = router.accept_answer(
-        step, by="chen.jie", decision=None, comment=None, fields={"items": {"backups": "pass", "disk": "fail"}, "notes": "/data 88 %"},
+    answer = answers.accept_answer(
+        step, answers.Submission(by="chen.jie", fields={"items": {"backups": "pass", "disk": "fail"}, "notes": "/data 88 %"}),
         eligible=["chen.jie"],
     )
     assert answer.fields == {"notes": "/data 88 %", "items": {"backups": True, "disk": False}}
-    result = router.human_result(step, [answer], "submit")
+    result = answers.human_result(step, [answer], "submit")
     assert (result["score"], result["passed"], result["failed"]) == (50.0, False, ["disk"])
     bare = step.model_copy(update={"form": {}})
-    assert router.accept_answer(bare, by="chen.jie", decision=None, comment=None, fields={"backups": "pass", "disk": "pass"}, eligible=["chen.jie"]).fields == {
+    assert answers.accept_answer(bare, answers.Submission(by="chen.jie", fields={"backups": "pass", "disk": "pass"}), eligible=["chen.jie"]).fields == {
         "items": {"backups": True, "disk": True}
     }

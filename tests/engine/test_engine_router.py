@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from aftercare.engine import router
+from aftercare.engine import answers, router
 from aftercare.engine.errors import AnswerError, StepError
 from aftercare.engine.loader import validate_shape
 from aftercare.engine.spec import ApprovalStep, ChecklistStep, DecisionStep, FormStep, ProcessSpec
@@ -87,7 +87,7 @@ SIGN_OFF: ApprovalStep = SPEC.step("sign-off")  # type: ignore[assignment]
 
 
 def answer(step, by, decision=None, eligible=("ann", "bob"), earlier=(), **fields):  # type: ignore[no-untyped-def]
-    return router.accept_answer(step, by=by, decision=decision, comment=None, fields=fields, eligible=eligible, earlier=earlier, people=list(TEAM.people))
+    return answers.accept_answer(step, answers.Submission(by=by, decision=decision, fields=fields), eligible=eligible, earlier=earlier, people=list(TEAM.people))
 
 
 class TestEligibility:
@@ -118,19 +118,19 @@ class TestEligibility:
 class TestApproval:
     def test_quorum_needs_distinct_approvals(self) -> None:
         first = answer(APPROVE, "ann", "approve", priority="P2")
-        assert router.tally(APPROVE, [first]) is None
+        assert answers.tally(APPROVE, [first]) is None
         second = answer(APPROVE, "bob", "approve", earlier=[first], priority="P2")
-        assert router.tally(APPROVE, [first, second]) == "approve"
+        assert answers.tally(APPROVE, [first, second]) == "approve"
 
     def test_first_rejection_vetoes(self) -> None:
         first = answer(APPROVE, "ann", "approve", priority="P2")
         veto = answer(APPROVE, "bob", "reject", earlier=[first], priority="P2")
-        assert router.tally(APPROVE, [first, veto]) == "reject"
-        assert router.tally(APPROVE, [answer(APPROVE, "bob", "reject", priority="P1")]) == "reject"
+        assert answers.tally(APPROVE, [first, veto]) == "reject"
+        assert answers.tally(APPROVE, [answer(APPROVE, "bob", "reject", priority="P1")]) == "reject"
 
     def test_rejection_goes_to_on_reject_or_ends_rejected(self) -> None:
         assert router.route(SPEC, APPROVE, {"decision": "reject"}) == router.Goto("rework", "reject")
-        assert router.route(SPEC, SIGN_OFF, {"decision": "reject"}) == router.Finish("rejected")
+        assert router.route(SPEC, SIGN_OFF, {"decision": "reject"}) == router.Finish("rejected", "reject")
 
     def test_approval_falls_through(self) -> None:
         assert router.route(SPEC, APPROVE, {"decision": "approve"}) == router.Goto("route", "approve")
@@ -146,7 +146,7 @@ class TestApproval:
     def test_result_names_who_approved(self) -> None:
         first = answer(APPROVE, "ann", "approve", priority="P1")
         second = answer(APPROVE, "bob", "approve", earlier=[first], priority="P2")
-        result = router.human_result(APPROVE, [first, second], "approve")
+        result = answers.human_result(APPROVE, [first, second], "approve")
         assert result["approved_by"] == ["ann", "bob"]
         assert result["priority"] == "P2"  # the deciding answer's fields
         assert result["by"] == "bob"
@@ -159,23 +159,23 @@ class TestForm:
 
     def test_one_answer_decides_a_form(self) -> None:
         given = answer(URGENT, "bob", eligible=("bob",), fix="patched")
-        assert router.tally(URGENT, [given]) == "submit"
-        assert router.route(SPEC, URGENT, router.human_result(URGENT, [given], "submit")) == router.Goto("inspect", "next")
+        assert answers.tally(URGENT, [given]) == "submit"
+        assert router.route(SPEC, URGENT, answers.human_result(URGENT, [given], "submit")) == router.Goto("inspect", "next")
 
 
 class TestChecklist:
     def test_weighted_score_and_pass_mark(self) -> None:
-        assert router.checklist_score(INSPECT, {"tests": True, "docs": False}) == 75.0
-        assert router.checklist_score(INSPECT, {"tests": False, "docs": True}) == 25.0
+        assert answers.checklist_score(INSPECT, {"tests": True, "docs": False}) == 75.0
+        assert answers.checklist_score(INSPECT, {"tests": False, "docs": True}) == 25.0
 
     def test_passing_goes_on_failing_goes_to_on_fail(self) -> None:
-        passed = router.Answer(by="ann", decision="submit", fields={"items": {"tests": True, "docs": False}})
-        result = router.human_result(INSPECT, [passed], "submit")
+        passed = answers.Answer(by="ann", decision="submit", fields={"items": {"tests": True, "docs": False}})
+        result = answers.human_result(INSPECT, [passed], "submit")
         assert (result["score"], result["passed"], result["failed"]) == (75.0, True, ["docs"])
         assert router.route(SPEC, INSPECT, result) == router.Goto("sign-off", "pass")
 
-        failed = router.Answer(by="cid", decision="submit", fields={"items": {"tests": False, "docs": True}})
-        result = router.human_result(INSPECT, [failed], "submit")
+        failed = answers.Answer(by="cid", decision="submit", fields={"items": {"tests": False, "docs": True}})
+        result = answers.human_result(INSPECT, [failed], "submit")
         assert (result["score"], result["passed"]) == (25.0, False)
         assert result["failed_items"] == [{"id": "tests", "label": "Tests pass"}]
         assert router.route(SPEC, INSPECT, result) == router.Goto("rework", "fail")
@@ -208,7 +208,7 @@ class TestDecision:
 
 class TestTimeout:
     def test_timeout_routes_to_on_timeout(self) -> None:
-        result = router.human_result(APPROVE, [], "timeout")
+        result = answers.human_result(APPROVE, [], "timeout")
         assert router.route(SPEC, APPROVE, result) == router.Goto("expired", "timeout")
 
     def test_timeout_without_on_timeout_is_a_step_error(self) -> None:

@@ -7,12 +7,13 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from aftercare.engine.errors import AnswerError, StepError
+from aftercare.engine.errors import AnswerError, DefinitionError, StepError
 from aftercare.engine.loader import Library, validate_shape
 from aftercare.engine.simulator import Simulator
 from aftercare.engine.spec import ProcessSpec
 from aftercare.engine.team import TeamSpec
 from aftercare.engine.yaml_source import parse_yaml
+from aftercare.notifications import Composer, MessageTemplates
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
 TEAM: TeamSpec = validate_shape(
@@ -64,8 +65,11 @@ steps:
 )
 
 
+COMPOSER = Composer(TEAM, MessageTemplates())
+
+
 def simulate(answers: dict[str, object], **inputs: object):  # type: ignore[no-untyped-def]
-    return Simulator(SPEC, TEAM, answers, start=START).run(inputs or {"owner": "bob"})
+    return Simulator(SPEC, TEAM, answers, composer=COMPOSER, start=START).run(inputs or {"owner": "bob"})
 
 
 def test_a_seven_day_wait_takes_no_real_time() -> None:
@@ -83,17 +87,20 @@ def test_quorum_waits_for_the_second_approval_and_messages_render() -> None:
     assert [a.by for step, _, a in result.answers if step == "check"] == ["ann", "bob"]
     (message,) = [m for m in result.messages if m.kind == "notify"]
     assert message.recipients == ["bob"]
-    assert message.body == "ann, bob approved WAI-0001"
+    assert "ann, bob approved WAI-0001" in message.body
 
 
-def test_an_answer_after_the_due_escalates_and_still_counts() -> None:
-    result = simulate({"check": [{"decision": "approve", "by": "ann", "after": "1d"}, {"decision": "approve", "by": "bob", "after": "1d2h"}]})
+def test_an_answer_after_the_due_escalates_and_still_counts_without_on_timeout() -> None:
+    check = SPEC.step("check").model_copy(update={"on_timeout": None})
+    spec = SPEC.model_copy(update={"steps": tuple(check if step.id == "check" else step for step in SPEC.steps)})
+    answers = {"check": [{"decision": "approve", "by": "ann", "after": "1d"}, {"decision": "approve", "by": "bob", "after": "1d2h"}]}
+    result = Simulator(spec, TEAM, answers, composer=COMPOSER, start=START).run({"owner": "bob"})
     (escalation,) = [m for m in result.messages if m.kind == "escalation"]
     waiting_since = START + timedelta(days=7)
     assert escalation.step == "check"
     assert escalation.at == waiting_since + timedelta(hours=4)
     assert escalation.recipients == ["cid", "ann", "bob"]
-    assert "Overdue" in escalation.subject and "WAI-0001" in escalation.subject
+    assert escalation.subject == '[WAI-0001] Escalation: "check" is overdue'
     answered = [a.answered_at for _, _, a in result.answers]
     assert answered == [waiting_since + timedelta(days=1), waiting_since + timedelta(days=1, hours=2)]
     assert result.outcome == "done"
@@ -109,6 +116,30 @@ def test_a_timeout_goes_to_on_timeout_after_escalating() -> None:
     assert result.path == ["cool-down", "check", "expired"]
     assert result.outcome == "expired"
     assert [m.kind for m in result.messages] == ["escalation"]
+
+
+def test_an_answer_after_the_due_of_a_step_with_on_timeout_is_too_late() -> None:
+    """DESIGN.md: the timeout wins, as at run time (the simulator took the answer before)."""
+    result = simulate({"check": [{"decision": "approve", "by": "ann", "after": "1h"}, {"decision": "approve", "by": "bob", "after": "5h"}]})
+    waiting_since = START + timedelta(days=7)
+    assert result.path == ["cool-down", "check", "expired"]
+    assert result.case.results["check"]["decision"] == "timeout"
+    assert result.case.results["check"]["approved_by"] == ["ann"]
+    assert [(step, late.by) for step, _, late in result.late] == [("check", "bob")]
+    assert [m.kind for m in result.messages] == ["escalation"]
+    (visit,) = [v for v in result.visits if v[0] == "check"]
+    assert visit[4] == waiting_since + timedelta(hours=4)  # the step ended at its due
+
+
+def test_answers_for_an_automatic_step_are_refused() -> None:
+    with pytest.raises(DefinitionError, match="step 'tell-owner' is a notify step; answers are for approval, form and checklist steps"):
+        simulate({"tell-owner": {"decision": "approve", "by": "ann"}})
+
+
+def test_a_case_is_titled_by_its_topic_when_it_has_no_title() -> None:
+    spec = SPEC.model_copy(update={"inputs": {**SPEC.inputs, "topic": SPEC.inputs["owner"].model_copy(update={"type": "string"})}})
+    result = Simulator(spec, TEAM, {"check": {"timeout": True}}, composer=COMPOSER, start=START).run({"owner": "bob", "topic": "Slow exports"})
+    assert result.case.title == "Slow exports"
 
 
 def test_an_answer_from_someone_the_assignee_does_not_name_is_refused() -> None:
@@ -129,12 +160,12 @@ def test_running_out_of_answers_is_a_step_error() -> None:
 
 
 def test_answers_for_an_unknown_step_are_refused() -> None:
-    with pytest.raises(AnswerError, match="unknown step 'chek'; did you mean 'check'"):
+    with pytest.raises(DefinitionError, match="unknown step 'chek'; did you mean 'check'"):
         simulate({"chek": {"decision": "approve", "by": "ann"}})
 
 
 def test_bad_inputs_are_refused() -> None:
-    with pytest.raises(AnswerError, match="inputs: input 'owner': unknown person 'bobb'; did you mean 'bob'"):
+    with pytest.raises(AnswerError, match="inputs of waiting: input 'owner': unknown person 'bobb'; did you mean 'bob'"):
         simulate({}, owner="bobb")
 
 
@@ -149,7 +180,8 @@ class TestValidLibrary:
     def run(self, library: Library, answers: dict[str, object]):  # type: ignore[no-untyped-def]
         catalog = {name: item.spec for name, item in library.definitions.items()}
         spec = library.get("release-check").spec
-        return Simulator(spec, library.team, answers, catalog=catalog, start=START).run({"title": "v2", "owner": "cid"})
+        composer = Composer.for_library(library)
+        return Simulator(spec, library.team, answers, composer=composer, catalog=catalog, start=START).run({"title": "v2", "owner": "cid"})
 
     def test_rejection(self, valid_library: Library) -> None:
         result = self.run(valid_library, {"approve-release": [{"decision": "approve", "by": "bob", "priority": "P2"}, {"decision": "reject", "by": "ann"}]})
