@@ -1,43 +1,65 @@
 """Answering a waiting human step from outside the run: ``aftercare answer`` and scripted answers.
 
 Both take the path a person's answer in the Prefect UI takes: the run's resume form,
-submitted through ``resume_flow_run`` with the step's RunInput.
+submitted through ``resume_flow_run`` with the step's RunInput. The answer is checked
+first with the engine's rule (:func:`aftercare.engine.answers.accept_answer`), so a
+mistake is told at once and audited; the run checks it again when it takes it.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 from prefect import get_client
 
-from aftercare.engine import router
-from aftercare.engine.errors import AnswerError
-from aftercare.engine.loader import find_team_file, load_team
-from aftercare.engine.register import Register, StepRunRecord
+from aftercare.engine.answers import Submission, accept_answer, from_rows
+from aftercare.engine.clock import utc_now
+from aftercare.engine.errors import AnswerError, NotFoundError
+from aftercare.engine.library import definition_of_case
+from aftercare.engine.loader import Library
+from aftercare.engine.register import CaseRecord, Register, StepRunRecord
 from aftercare.engine.spec import HumanStep, ProcessSpec, is_human
-from aftercare.engine.team import TeamSpec
+from aftercare.engine.suggest import did_you_mean
 
-from .human import as_answers, pause_prefix
-from .pinning import stored_spec
+from .executor import pause_prefix
 from .run_input import input_payload
 
+log = logging.getLogger(__name__)
 
-def waiting_step(register: Register, case_key: str, step_id: str) -> StepRunRecord:
+
+def case_spec(register: Register, library: Library | None, record: CaseRecord) -> ProcessSpec:
+    """The definition a case runs (the version it started with), by the engine's one lookup."""
+    found = definition_of_case(library, record.process, record.definition_hash, register.stored_definition)
+    if found.note:
+        log.warning("%s: %s", record.key, found.note)
+    return found.spec
+
+
+def waiting_step(register: Register, spec: ProcessSpec, case_key: str, step_id: str) -> StepRunRecord:
     """The open visit of a step a case waits at.
 
     Raises:
-        AnswerError: the case is closed or not waiting at that step.
+        NotFoundError: the process has no such step (with the near name).
+        AnswerError: the case is closed, the step is not one people answer, or the case is not waiting there.
     """
     record = register.case(case_key)
+    if step_id not in spec.step_ids:
+        raise NotFoundError(f"{record.process} has no step {step_id!r}{did_you_mean(step_id, spec.step_ids)}")
+    if not is_human(spec.step(step_id)):
+        raise AnswerError(
+            f"step {step_id!r} of {record.process} is a {spec.step(step_id).type} step; people answer approval, form and checklist steps"
+        )
     if not record.is_open:
         raise AnswerError(f"{case_key} is closed (outcome {record.outcome}); nothing to answer")
     runs = [run for run in register.step_runs(case_key) if run.step_id == step_id]
     if not runs or not runs[-1].is_open:
-        raise AnswerError(f"{case_key} is not waiting at step {step_id!r}; it is at {record.current_step!r}")
+        waiting = [run.step_id for run in register.step_runs(case_key) if run.is_open]
+        raise AnswerError(f"{case_key} is not waiting at step {step_id!r}; it waits at {', '.join(waiting) or 'no step'}")
     return runs[-1]
 
 
@@ -51,59 +73,78 @@ def paused_key(flow_run_id: str) -> str | None:
     return state.state_details.pause_key
 
 
-def submit_answer(
+@dataclass(frozen=True)
+class CheckedAnswer:
+    """An answer the step takes, ready to be submitted to the case's run."""
+
+    case: CaseRecord
+    run: StepRunRecord
+    step: HumanStep
+    submission: Submission
+
+
+def check_answer(
     case_key: str,
     step_id: str,
     *,
     by: str,
     decision: str | None,
+    library: Library | None = None,
     comment: str | None = None,
     fields: Mapping[str, Any] | None = None,
     register: Register | None = None,
-    team: TeamSpec | None = None,
-    wait_seconds: float = 60.0,
-    skip_key: str | None = None,
-) -> str:
-    """Check an answer and resume the case's run with it; returns the pause key answered.
+) -> CheckedAnswer:
+    """Check an answer with the engine's rule before it goes to the run; a refusal is audited.
+
+    ``library`` is the definitions folder (its team checks person fields); without it the
+    register's copy of the case's definition is used.
 
     Raises:
-        AnswerError: the person may not answer, the answer does not fit the step, the
-            case is not waiting there, or the run did not get to its form in time.
+        NotFoundError: no such case or step (with the near name).
+        AnswerError: the person may not answer, the answer does not fit the step or came
+            too late, or the case is not waiting there.
     """
     register = register or Register()
     record = register.case(case_key)
-    run = waiting_step(register, case_key, step_id)
-    spec: ProcessSpec = stored_spec(register, record)
-    step = spec.step(step_id)
-    if not is_human(step):
-        raise AnswerError(f"step {step_id!r} of {record.process} is a {step.type} step; people answer approval, form and checklist steps")
-    human: HumanStep = step  # type: ignore[assignment]
-    eligible = tuple(p for p in (run.assignee or "").split(",") if p)
-    earlier = as_answers(register.answers(case_key, step_id, run.visit))
-    people = list(team.people) if team else []
+    spec = case_spec(register, library, record)
+    run = waiting_step(register, spec, case_key, step_id)
+    step: HumanStep = spec.step(step_id)  # type: ignore[assignment]
+    submission = Submission(by=by, decision=decision, comment=comment, fields=dict(fields or {}))
     try:
-        router.accept_answer(
-            human, by=by, decision=decision, comment=comment, fields=dict(fields or {}),
-            eligible=eligible, earlier=earlier, people=people,
+        accept_answer(
+            step, submission, eligible=run.eligible, earlier=from_rows(register.answers(case_key, step_id, run.visit)),
+            people=list(library.team.people) if library else [], answered_at=utc_now(), due_at=run.due_at,
         )
     except AnswerError as error:
-        register.audit(case_key, "answer.refused", by, after={"step": step_id, "visit": run.visit, "via": "cli"}, detail=str(error))
+        register.refuse_answer(case_key, step_id, run.visit, person=by, reason=str(error), via="cli")
         raise
     if record.flow_run_id is None:
         raise AnswerError(f"{case_key} has no flow run to resume")
-    prefix = pause_prefix(step_id, run.visit)
+    return CheckedAnswer(record, run, step, submission)
+
+
+def resume_with(checked: CheckedAnswer, *, wait_seconds: float = 60.0) -> str:
+    """Submit a checked answer through the run's resume form; returns the pause key answered.
+
+    Raises:
+        AnswerError: the run did not get to its form in time, or Prefect refused the answer.
+    """
+    case_key, step_id, flow_run_id = checked.case.key, checked.step.id, checked.case.flow_run_id
+    assert flow_run_id is not None
+    prefix = pause_prefix(step_id, checked.run.visit)
     deadline = time.monotonic() + wait_seconds
     while True:
-        key = paused_key(record.flow_run_id)
-        if key and key.startswith(prefix) and key != skip_key:
+        key = paused_key(flow_run_id)
+        if key and key.startswith(prefix):
             break
         if time.monotonic() > deadline:
             raise AnswerError(f"the run of {case_key} is not waiting for an answer to {step_id!r} (state key {key!r}); try again")
         time.sleep(0.3)
-    payload = input_payload(human, by=by, decision=decision, comment=comment, fields=dict(fields or {}))
+    given = checked.submission
+    payload = input_payload(checked.step, by=given.by, decision=given.decision, comment=given.comment, fields=dict(given.fields))
     while True:
         with get_client(sync_client=True) as client:
-            result = client.resume_flow_run(UUID(record.flow_run_id), run_input=payload)
+            result = client.resume_flow_run(UUID(flow_run_id), run_input=payload)
         status = str(getattr(result.status, "value", result.status)).upper()
         if status == "ACCEPT":
             return key
@@ -114,7 +155,18 @@ def submit_answer(
         time.sleep(0.2)
 
 
-def team_near(folder: Path) -> TeamSpec | None:
-    """The team file of a processes folder, if there is one."""
-    path = find_team_file(folder)
-    return load_team(path) if path else None
+def submit_answer(
+    case_key: str,
+    step_id: str,
+    *,
+    by: str,
+    decision: str | None,
+    library: Library | None = None,
+    comment: str | None = None,
+    fields: Mapping[str, Any] | None = None,
+    register: Register | None = None,
+    wait_seconds: float = 60.0,
+) -> str:
+    """Check an answer (:func:`check_answer`) and resume the case's run with it (:func:`resume_with`)."""
+    checked = check_answer(case_key, step_id, by=by, decision=decision, library=library, comment=comment, fields=fields, register=register)
+    return resume_with(checked, wait_seconds=wait_seconds)

@@ -1,7 +1,13 @@
-"""The Prefect step executor: each step a Prefect task, people through pause/suspend, everything in the register.
+"""The Prefect step executor: each step a Prefect task, people through pause/suspend, timers, everything in the register.
 
 Replay safety: a suspended run re-executes its flow from the top; ``recorded`` hands the
-driver every step the register already finished, so nothing is done, recorded or sent twice.
+runner every step the register already finished, so nothing is done, recorded or sent twice.
+
+Human steps wait with the engine's one rule (:func:`aftercare.engine.answers.collect`); this
+module only says where answers come from: the run's resume form, one Prefect pause per
+wait, each under a key that replays find again (the step, the visit, and the register's
+``pause_attempt`` of the visit, advanced in the same transaction that records or refuses
+the answer the pause brought).
 """
 
 from __future__ import annotations
@@ -9,24 +15,43 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
+from uuid import UUID
 
 from prefect import Task, task
 from prefect.cache_policies import NO_CACHE
+from prefect.flow_runs import suspend_flow_run
 
-from aftercare.engine.case import CaseState
-from aftercare.engine.driver import HumanPlan
-from aftercare.engine.errors import AnswerError
+from aftercare.engine.answers import Answer, HumanPlan, Submission, collect, decide, from_rows, is_late
+from aftercare.engine.case import CaseState, opening
+from aftercare.engine.clock import utc_now
+from aftercare.engine.errors import AnswerError, StepError
 from aftercare.engine.loader import Library
-from aftercare.engine.register import Register, StepRunRecord
-from aftercare.engine.spec import DecisionStep, EndStep, HumanStep, NotifyStep, ProcessSpec, RecordStep, StartStep, StepSpec, WaitStep, is_human
+from aftercare.engine.register import WAIT_PERSON, WAIT_TIMER, Register, StepRunRecord
+from aftercare.engine.results import record_result, start_result, wait_result
+from aftercare.engine.spec import DecisionStep, EndStep, HumanStep, NotifyStep, ProcessSpec, RecordStep, StartStep, StepSpec, WaitStep
+from aftercare.notifications import Messenger
 
-from . import artifacts, human, ui_updates
-from .clock import utc_now
-from .messages import Messenger
+from . import artifacts, ui_updates
+from .run_input import answer_from_input, answer_model, describe
 
 T = TypeVar("T")
+
+#: How long a person may take before Prefect itself gives up on a suspended run.
+PAUSE_TIMEOUT = int(timedelta(days=365).total_seconds())
+POLL_SECONDS = 1.0
+"""How often a foreground run looks for its answer (Prefect's own default is 10 s)."""
+
+
+def pause_prefix(step_id: str, visit: int) -> str:
+    """The start of every pause key of one visit of a step (Prefect keys take a-z, 0-9 and dashes)."""
+    return f"{step_id.replace('_', '-')}-v{visit}-a"
+
+
+def pause_key(step_id: str, visit: int, attempt: int) -> str:
+    """The stable key of one wait for an answer: replays find the same key."""
+    return f"{pause_prefix(step_id, visit)}{attempt}"
 
 
 @dataclass
@@ -42,6 +67,7 @@ class PrefectExecutor:
         fresh: the case has not begun a step yet (nothing to replay: no read of its steps).
         flow_run_id: the Prefect flow run, for its case artifact.
         links: the Prefect UI link of this run, for messages and the artifact.
+        launch: creates the flow run of a linked case (None: it stays queued).
     """
 
     spec: ProcessSpec
@@ -77,9 +103,13 @@ class PrefectExecutor:
             }
         return self._finished.get((step.id, visit))
 
-    def begin(self, case: CaseState, step: StepSpec, visit: int, due_at: datetime | None, assignee: str | None) -> None:
-        if is_human(step) or isinstance(step, WaitStep):
-            self.register.begin_step(case.key, step.id, visit, started_at=self.now(), due_at=due_at, assignee=assignee)
+    def begin(self, case: CaseState, step: StepSpec, visit: int, plan: HumanPlan | None) -> None:
+        if plan is not None:
+            self.register.begin_step(
+                case.key, step.id, visit, started_at=plan.started_at, due_at=plan.due_at, eligible=plan.eligible, wait_kind=WAIT_PERSON
+            )
+        elif isinstance(step, WaitStep):
+            self.register.begin_step(case.key, step.id, visit, started_at=self.now())
         else:
             # An automatic step takes milliseconds: complete_step begins it with its result,
             # one transaction instead of two. begin_pending writes it if the step fails.
@@ -89,7 +119,7 @@ class PrefectExecutor:
         self.messenger.waiting(case, step, visit, plan, self.links)
         artifacts.publish(self.register, case, self.links, self.flow_run_id, waiting=f"{plan.title} — waiting for {', '.join(plan.eligible)}")
         ui_updates.release_run(self.flow_run_id)
-        return human.wait_for_decision(self, case, step, visit, plan)
+        return collect(step, plan, _ResumeForm(self, case, step, visit, plan), people=list(self.library.team.people))
 
     def notify(self, case: CaseState, step: NotifyStep, visit: int, recipients: list[str], scope: dict[str, Any]) -> dict[str, Any]:
         def send() -> StepRunRecord:
@@ -103,7 +133,9 @@ class PrefectExecutor:
         fields = {name: value for name, value in values.items() if name != "status"}
 
         def write() -> StepRunRecord:
-            return self._store(case, step, visit, values, case_fields=fields or None, case_status=str(status) if status else None)
+            return self._store(
+                case, step, visit, record_result(values), case_fields=fields or None, case_status=str(status) if status else None
+            )
 
         return self._completed_in_task(step, visit, write)
 
@@ -111,19 +143,20 @@ class PrefectExecutor:
         def open_cases() -> StepRunRecord:
             target = self.library.definitions.get(step.process)
             if target is None:
-                raise AnswerError(f"step {step.id!r} starts {step.process!r}, which is not in {self.library.root}")
-            from aftercare.engine.values import coerce_all
-
+                raise StepError(f"step {step.id!r} starts {step.process!r}, which is not in {self.library.root}")
             keys = []
             for index, given in enumerate(inputs):
-                values = coerce_all(target.spec.inputs, given, self.library.team.people)
+                try:
+                    opened = opening(target.spec, given, self.library.team.people, self.now())
+                except AnswerError as error:
+                    raise StepError(f"step {step.id!r} starts {step.process!r}: {error}") from None
                 child = self.register.open_case(
                     process=target.spec.process,
                     version=target.spec.version,
                     definition_hash=target.digest,
                     key_prefix=target.spec.key,
-                    title=str(values.get("title") or values.get("topic") or target.spec.title),
-                    inputs=values,
+                    title=opened.title,
+                    inputs=opened.inputs,
                     parent_key=case.key,
                     started_by_step=step.id,
                     idempotency_key=f"{case.key}:{step.id}:{visit}:{index}",
@@ -131,16 +164,20 @@ class PrefectExecutor:
                 )
                 keys.append(child.key)
                 if child.flow_run_id is None and self.launch is not None:
-                    self.launch(child.key, target.spec.process, values)
-            return self._store(case, step, visit, {"process": step.process, "cases": keys, "case": keys[0] if keys else None})
+                    self.launch(child.key, target.spec.process, opened.inputs)
+            return self._store(case, step, visit, start_result(step.process, keys))
 
         return self._completed_in_task(step, visit, open_cases)
 
     def wait(self, case: CaseState, step: WaitStep, visit: int, until: datetime) -> dict[str, Any]:
-        self.register.update_step(case.key, step.id, visit, due_at=until, status="waiting")
+        self.register.update_step(case.key, step.id, visit, due_at=until, status="waiting", wait_kind=WAIT_TIMER)
         ui_updates.release_run(self.flow_run_id)
-        human.sleep_until(self, case, step, visit, until)
-        return {"until": until.isoformat(), "fired_at": self.now().isoformat()}
+        if until > self.now():
+            if self.suspend:
+                # The timers flow resumes the run at ``until``; the replay finds the same key.
+                suspend_flow_run(timeout=PAUSE_TIMEOUT, key=f"wait-{step.id.replace('_', '-')}-v{visit}")
+            _sleep_until(until)
+        return wait_result(until, self.now())
 
     def complete(self, case: CaseState, step: StepSpec, visit: int, result: dict[str, Any]) -> dict[str, Any]:
         stored = self._completed.pop((step.id, visit), None)
@@ -152,7 +189,7 @@ class PrefectExecutor:
 
             stored = self._as_task(step, visit, store) if isinstance(step, (DecisionStep, EndStep, WaitStep)) else store()
         if isinstance(step, NotifyStep):
-            self.messenger.deliver(case.key)
+            self.messenger.deliver()
         return dict(stored.result or result)
 
     def finish(self, case: CaseState, outcome: str) -> None:
@@ -182,7 +219,135 @@ class PrefectExecutor:
 
     def _as_task(self, step: StepSpec, visit: int, work: Callable[[], T]) -> T:
         """Run a step's work as a Prefect task named after the step."""
-        return step_task(step.id)(work, visit)
+        return step_task(step.id)(work, visit)  # type: ignore[return-value]
+
+
+class _ResumeForm:
+    """A waiting human step's answers from the run's resume form (the engine's ``AnswerSource``).
+
+    Each wait is one Prefect pause (a foreground run) or suspension (a served run, whose
+    process then exits; the answer runs the flow again from the top, and the replay finds
+    the answer under the same pause key).
+    """
+
+    def __init__(self, executor: PrefectExecutor, case: CaseState, step: HumanStep, visit: int, plan: HumanPlan) -> None:
+        self.executor = executor
+        self.register = executor.register
+        self.case = case
+        self.step = step
+        self.visit = visit
+        self.plan = plan
+        self.run: StepRunRecord | None = None
+        self.answers: list[Answer] = []
+        self.attempt = 0
+        self.note = ""
+
+    def now(self) -> datetime:
+        clock = utc_now()
+        if self.run is not None and self.run.timed_out_at is not None:
+            # The step was marked timed out (the escalations flow, or a scripted run's
+            # `timeout: true`): its due counts as passed whatever this machine's clock says.
+            return max(clock, self.run.timed_out_at, self.run.due_at or clock)
+        return clock
+
+    def recorded(self) -> list[Answer]:
+        self.run = self.register.step_run(self.case.key, self.step.id, self.visit)
+        self.answers = from_rows(self.register.answers(self.case.key, self.step.id, self.visit))
+        return list(self.answers)
+
+    def next(self) -> Submission | None:
+        assert self.run is not None
+        self.attempt = self.run.pause_attempt
+        team = self.executor.library.team
+        model = answer_model(self.step, self.plan, team).with_initial_data(
+            description=describe(self.case, self.step, self.plan, team, self.answers, self.note)
+        )
+        key = pause_key(self.step.id, self.visit, self.attempt)
+        received: Any
+        if self.executor.suspend:
+            received = suspend_flow_run(wait_for_input=model, timeout=PAUSE_TIMEOUT, key=key)
+        else:
+            received = pause_in_foreground(model, key, self._timed_out)
+        if received is None:
+            if self.run.timed_out_at is None:
+                self.register.mark_timed_out(self.run.id, utc_now())
+            return None
+        person, decision, comment, fields = answer_from_input(self.step, received)
+        return Submission(by=person, decision=decision, comment=comment, fields=fields)
+
+    def _timed_out(self) -> bool:
+        """Whether a foreground pause should end without an answer: the step timed out."""
+        if not self.step.on_timeout or self.plan.due_at is None:
+            return False  # a passed due never decides such a step: only an answer ends the wait
+        run = self.register.step_run(self.case.key, self.step.id, self.visit)
+        if run is not None:
+            self.run = run
+        return is_late(self.step, self.plan.due_at, self.now())
+
+    def take(self, answer: Answer) -> None:
+        step, visit = self.step, self.visit
+
+        def decided(rows: list[Any]) -> dict[str, Any] | None:
+            return decide(step, from_rows(rows), due_at=self.plan.due_at, now=answer.answered_at or utc_now())
+
+        def write() -> None:
+            self.register.answer(
+                self.case.key, step.id, visit, person=answer.by, decision=answer.decision, comment=answer.comment,
+                fields=dict(answer.fields), answered_at=answer.answered_at, decide=decided, pause_attempt=self.attempt + 1,
+            )
+
+        try:
+            task(name=step.id, task_run_name=f"{step.id} #{visit}: {answer.by} {answer.decision}", cache_policy=NO_CACHE, persist_result=False)(write)()
+        except AnswerError as error:  # answered or decided meanwhile: the register audited the refusal
+            self.note = f"The last answer was refused: {error}"
+            return
+        self.note = ""
+
+    def refuse(self, submission: Submission, error: AnswerError) -> None:
+        self.register.refuse_answer(
+            self.case.key, self.step.id, self.visit, person=submission.by, reason=str(error),
+            via="prefect", pause_attempt=self.attempt + 1,
+        )
+        self.note = f"The last answer was refused: {error}"
+
+
+def pause_in_foreground(model: Any, key: str, woken: Callable[[], bool]) -> Any | None:
+    """Pause this (foreground) run for input until it is resumed, or ``woken()`` says to stop waiting.
+
+    Prefect's ``pause_flow_run`` (prefect/flow_runs.py) with its own polling loop, every
+    :data:`POLL_SECONDS`, that also asks ``woken()``: a step that times out ends the pause
+    (its due passed, or a scripted run marked it timed out in the register), the run is
+    put back to Running and None returned. A replayed key returns its answer.
+    """
+    from prefect import get_client
+    from prefect.context import FlowRunContext
+    from prefect.input.run_input import keyset_from_paused_state, run_input_subclass_from_type
+    from prefect.states import Paused, Running
+    from prefect.utilities.engine import propose_state_sync
+
+    context = FlowRunContext.get()
+    if context is None or context.flow_run is None:
+        raise RuntimeError("a human step must wait inside a Prefect flow run")
+    flow_run_id: UUID = context.flow_run.id
+    proposed: Any = Paused(timeout_seconds=PAUSE_TIMEOUT, reschedule=False, pause_key=key)
+    input_type: Any = run_input_subclass_from_type(model)
+    keyset: Any = keyset_from_paused_state(proposed)
+    proposed.state_details.run_input_keyset = keyset
+    with get_client(sync_client=True) as client:
+        state = propose_state_sync(client=client, state=proposed, flow_run_id=flow_run_id)
+        if state.is_running():  # this pause happened before and was answered: a replay
+            return input_type.load(keyset)
+        if not state.is_paused():
+            raise RuntimeError(f"the run could not pause for input: {state}")
+        input_type.save(keyset)
+        while True:
+            time.sleep(POLL_SECONDS)
+            run = client.read_flow_run(flow_run_id)
+            if run.state is not None and run.state.is_running():
+                return input_type.load(keyset)
+            if woken():
+                client.set_flow_run_state(flow_run_id, Running(), force=True)
+                return None
 
 
 #: One Prefect task per step id, made once per process (making a Task hashes its code, ~1 ms).
@@ -204,16 +369,10 @@ def step_task(step_id: str) -> Task[..., Any]:
     return cached
 
 
-def sleep_seconds(until: datetime) -> float:
-    """Seconds from now until a moment (0 when passed)."""
-    return max(0.0, (until - utc_now()).total_seconds())
-
-
-def wait_a_little(seconds: float) -> None:
-    """Sleep in short slices (keeps a foreground run responsive to Ctrl-C)."""
-    deadline = time.monotonic() + seconds
-    while (left := deadline - time.monotonic()) > 0:
+def _sleep_until(until: datetime) -> None:
+    """Sleep in short slices until a moment (keeps a foreground run responsive to Ctrl-C)."""
+    while (left := (until - utc_now()).total_seconds()) > 0:
         time.sleep(min(left, 1.0))
 
 
-__all__ = ["PrefectExecutor", "sleep_seconds", "utc_now", "wait_a_little"]
+__all__ = ["PrefectExecutor", "pause_in_foreground", "pause_key", "pause_prefix", "step_task"]

@@ -1,4 +1,4 @@
-"""One Prefect flow per definition: typed parameters, the case opened or found, the driver run with the Prefect executor."""
+"""One Prefect flow per definition: typed parameters, the case opened or found, the case runner with the Prefect executor."""
 
 from __future__ import annotations
 
@@ -9,28 +9,29 @@ from typing import Any
 from prefect import Flow, flow
 from prefect.context import FlowRunContext
 
-from aftercare.engine.case import CaseState
-from aftercare.engine.driver import run_case
-from aftercare.engine.durations import parse_duration
+from aftercare.engine.case import CaseState, opening
+from aftercare.engine.clock import utc_now
 from aftercare.engine.errors import AnswerError
 from aftercare.engine.loader import Library, LoadedDefinition
 from aftercare.engine.register import CaseRecord, Register
-from aftercare.engine.values import coerce_all
+from aftercare.engine.runner import run_case
+from aftercare.notifications import Messenger, run_url
 
 from . import ui_updates
-from .clock import utc_now
-from .compiled import attribute_name
+from .answering import case_spec
 from .executor import PrefectExecutor
 from .launching import launch_case
-from .links import run_links
-from .messages import Messenger
 from .parameters import flow_signature, plain_value
-from .pinning import spec_for_case
 from .recovery import record_process
 
 CASE_TAG = "case:"
 #: Called with (case key, flow run id) as soon as a run has its case: ``aftercare run`` feeds scripted answers from it.
 CASE_LISTENERS: list[Callable[[str, str], None]] = []
+
+
+def attribute_name(process: str) -> str:
+    """The attribute of ``aftercare.flows.compiled`` a process's flow is found under (its deployments' entrypoint)."""
+    return process.replace("-", "_")
 
 
 def flow_name(process: str) -> str:
@@ -86,12 +87,13 @@ def run_definition(definition: LoadedDefinition, library: Library, parameters: d
         record_process(flow_run.id)  # the liveness signal recovery reads (flows/recovery.py)
     register = Register()
     record = _case_for_run(register, definition, library, flow_run.id, list(flow_run.tags or []), parameters)
-    spec = spec_for_case(register, record, definition)
+    spec = definition.spec if record.definition_hash == definition.digest else case_spec(register, library, record)
     _name_run(flow_run.id, flow_run.name, record)
     for listener in list(CASE_LISTENERS):
         listener(record.key, str(flow_run.id))
-    links = run_links(str(flow_run.id))
-    case = CaseState.from_record(record, url=links.get("run"))
+    url = run_url(str(flow_run.id), api_url=ui_updates.current_api_url())
+    links = {"run": url} if url else {}
+    case = CaseState.from_record(record, url=url)
     messenger = Messenger(register, library, spec)
     messenger.opened(case, links)
     executor = PrefectExecutor(
@@ -128,14 +130,14 @@ def _case_for_run(
                 record = register.attach_run(record.key, run_id)
             return record
     spec = definition.spec
+    now = utc_now()
     try:
-        inputs = coerce_all(spec.inputs, plain_value(parameters), library.team.people)
-    except ValueError as error:
+        opened = opening(spec, plain_value(parameters), library.team.people, now)
+    except AnswerError:
         existing = register.case_for_run(run_id)  # a replay keeps its case though the team changed since
         if existing is not None:
             return existing
-        raise AnswerError(f"inputs of {spec.process}: {error}") from None
-    now = utc_now()
+        raise
     _save_definition(register, definition)
     # Replay-safe: a run that already opened its case gets that case back.
     return register.open_case(
@@ -143,9 +145,9 @@ def _case_for_run(
         version=spec.version,
         definition_hash=definition.digest,
         key_prefix=spec.key,
-        title=str(inputs.get("title") or inputs.get("topic") or spec.title),
-        inputs=inputs,
-        due_at=now + parse_duration(spec.sla.due) if spec.sla else None,
+        title=opened.title,
+        inputs=opened.inputs,
+        due_at=opened.due_at,
         flow_run_id=run_id,
         opened_at=now,
     )
@@ -156,7 +158,7 @@ _SAVED: set[tuple[str, str]] = set()
 
 
 def _save_definition(register: Register, definition: LoadedDefinition) -> None:
-    """Keep the definition's text in the register under its hash (what ``spec_for_case`` reads back)."""
+    """Keep the definition's text in the register under its hash (what ``definition_of_case`` reads back)."""
     if (register.url, definition.digest) in _SAVED:
         return
     spec = definition.spec
@@ -171,4 +173,4 @@ def _name_run(flow_run_id: Any, current: str | None, record: CaseRecord) -> None
         ui_updates.hold(flow_run_id, f"name of {record.key}'s run", lambda client: client.update_flow_run(flow_run_id, name=name))
 
 
-__all__ = ["CASE_LISTENERS", "build_flow", "flow_name", "run_definition", "run_tags"]
+__all__ = ["CASE_LISTENERS", "attribute_name", "build_flow", "flow_name", "run_definition", "run_tags"]

@@ -33,6 +33,8 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+from aftercare.engine.clock import utc_now
+
 log = logging.getLogger(__name__)
 
 HOST_LABEL = "aftercare.host"
@@ -64,7 +66,7 @@ def record_process(flow_run_id: Any) -> None:
     labels: dict[str, bool | int | float | str] = {
         HOST_LABEL: socket.gethostname(),
         PID_LABEL: str(os.getpid()),
-        SINCE_LABEL: datetime.now(timezone.utc).isoformat(),
+        SINCE_LABEL: utc_now().isoformat(),
     }
     with get_client(sync_client=True) as client:
         client.update_flow_run_labels(UUID(str(flow_run_id)), labels)
@@ -153,7 +155,7 @@ def last_heartbeat(client: Any, flow_run_id: str, since: datetime) -> datetime |
     from prefect.events.filters import EventFilter, EventNameFilter, EventOccurredFilter, EventOrder, EventResourceFilter
 
     event_filter = EventFilter(
-        occurred=EventOccurredFilter(since=since, until=datetime.now(timezone.utc) + timedelta(minutes=5)),
+        occurred=EventOccurredFilter(since=since, until=utc_now() + timedelta(minutes=5)),
         event=EventNameFilter(name=[HEARTBEAT_EVENT]),
         resource=EventResourceFilter(id=[f"prefect.flow-run.{flow_run_id}"]),
         order=EventOrder.DESC,
@@ -187,7 +189,7 @@ def recover_dead_runs(flow_names: Iterable[str], *, now: datetime | None = None,
     report = Recovery()
     if not names:
         return report
-    now = now or datetime.now(timezone.utc)
+    now = now or utc_now()
     stale = stale if stale is not None else stale_after()
     context = FlowRunContext.get()
     own = str(context.flow_run.id) if context and context.flow_run else None

@@ -10,8 +10,8 @@ import pydantic
 from prefect.input import RunInput
 
 from aftercare.engine.case import CaseState
-from aftercare.engine.driver import HumanPlan
-from aftercare.engine.router import Answer
+from aftercare.engine.answers import HumanPlan
+from aftercare.engine.answers import Answer
 from aftercare.engine.spec import ApprovalStep, ChecklistStep, HumanStep
 from aftercare.engine.team import TeamSpec
 

@@ -1,4 +1,12 @@
-"""``aftercare run``: one case as a real Prefect flow run in the foreground, answered by people or a script."""
+"""``aftercare run``: one case as a real Prefect flow run in the foreground, answered by people or a script.
+
+With an answers file, a feeder thread answers each step as the run asks, through the
+run's resume form like a person would, in the order the file gives (``after:`` orders,
+it does not sleep). An answer scripted after the due of a step with ``on_timeout`` is too
+late, and ``timeout: true`` lets the due pass: the feeder marks the step timed out in the
+register, as the escalations flow does when the due really passes, and the run takes
+``on_timeout`` at once. The answers file is read by the engine's one parser.
+"""
 
 from __future__ import annotations
 
@@ -11,16 +19,19 @@ from typing import Any
 
 from prefect import tags
 
-from aftercare.engine.errors import AftercareError
+from aftercare.engine.answers import is_late
+from aftercare.engine.answers_file import ScriptedAnswer, ScriptedAnswers
+from aftercare.engine.clock import utc_now
+from aftercare.engine.errors import AftercareError, StepError
 from aftercare.engine.loader import Library, LoadedDefinition
+from aftercare.engine.register import Register, StepRunRecord
+from aftercare.engine.spec import HumanStep, ProcessSpec
 
-from aftercare.engine.register import Register
-
-from .answering import paused_key, submit_answer
-from .human import pause_prefix
+from .answering import case_spec, paused_key, submit_answer
+from .executor import pause_prefix
 from .process_flow import CASE_LISTENERS, build_flow, run_tags
 
-ANSWER_KEYS = ("decision", "by", "comment")
+SCRIPT_ACTOR = "aftercare run --answers"
 INTERRUPT_ATTEMPTS = 5
 INTERRUPT_SECONDS = 5.0
 
@@ -28,13 +39,14 @@ INTERRUPT_SECONDS = 5.0
 class AnswerFeeder:
     """Submits scripted answers through resume_flow_run as the run asks for them, like people would."""
 
-    def __init__(self, answers: Mapping[str, Any], library: Library, *, echo: bool = True) -> None:
-        self.queue = {step: list(value) if isinstance(value, list) else [value] for step, value in answers.items()}
+    def __init__(self, answers: ScriptedAnswers, library: Library, *, echo: bool = True) -> None:
+        self.answers = answers
         self.library = library
         self.register = Register()
         self.echo = echo
         self.case_key: str | None = None
         self.flow_run_id: str | None = None
+        self.spec: ProcessSpec | None = None
         self.error: AftercareError | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -53,13 +65,12 @@ class AnswerFeeder:
         if self._thread is not None:
             self._thread.join(timeout=10)
 
-    def _waiting_step(self, key: str) -> str | None:
-        """The step the run's current pause key belongs to (the case's current step)."""
+    def _waiting(self, key: str) -> StepRunRecord | None:
+        """The open human step the run's current pause key belongs to."""
         assert self.case_key
-        record = self.register.case(self.case_key)
-        for run in reversed(self.register.step_runs(self.case_key)):
-            if run.is_open and run.step_id == record.current_step and key.startswith(pause_prefix(run.step_id, run.visit)):
-                return run.step_id
+        for run in self.register.step_runs(self.case_key):
+            if run.is_open and run.eligible and key.startswith(pause_prefix(run.step_id, run.visit)):
+                return run
         return None
 
     def _feed(self) -> None:
@@ -71,33 +82,56 @@ class AnswerFeeder:
                 key = paused_key(self.flow_run_id)
             except Exception:  # noqa: BLE001 - a passing API hiccup; ask again
                 key = None
-            if not key or key in answered:
+            run = self._waiting(key) if key and key not in answered else None
+            if key is None or run is None:
                 time.sleep(0.3)
                 continue
-            step_id = self._waiting_step(key)
-            if step_id is None:
-                time.sleep(0.3)
-                continue
-            queue = self.queue.get(step_id)
-            if not queue:
-                if key not in told and self.echo:
-                    print(f"{self.case_key} waits at {step_id!r}: answer in the Prefect UI or with "
-                          f"`aftercare answer {self.case_key} {step_id} --as PERSON ...`", file=sys.stderr)
-                told.add(key)
-                time.sleep(0.5)
-                continue
-            script = dict(queue.pop(0))
-            fields = {name: value for name, value in script.items() if name not in ANSWER_KEYS}
             try:
-                submit_answer(
-                    self.case_key, step_id, by=str(script.get("by", "")), decision=script.get("decision"),
-                    comment=script.get("comment"), fields=fields, team=self.library.team,
-                )
-                answered.add(key)
+                if self._answer(run, key, told):
+                    answered.add(key)
             except AftercareError as error:
                 self.error = error
                 self._interrupt_the_run()
                 return
+
+    def _answer(self, run: StepRunRecord, key: str, told: set[str]) -> bool:
+        """Answer the waiting step from the script; True once its pause is answered or its due made to pass."""
+        assert self.case_key
+        scripted = self.answers.peek(run.step_id)
+        if scripted is None:
+            if key not in told and self.echo:
+                print(f"{self.case_key} waits at {run.step_id!r}: answer in the Prefect UI or with "
+                      f"`aftercare answer {self.case_key} {run.step_id} --as PERSON ...`", file=sys.stderr)
+            told.add(key)
+            time.sleep(0.5)
+            return False
+        step: HumanStep = self._spec().step(run.step_id)  # type: ignore[assignment]
+        arrives = run.started_at + scripted.after if scripted.after else utc_now()
+        if scripted.timeout or is_late(step, run.due_at, arrives):
+            self.answers.pop(run.step_id)
+            if not step.on_timeout:
+                if scripted.timeout:
+                    raise StepError(f"step {step.id!r} has no on_timeout: a passed due never decides it; give an answer instead")
+                return self._submit(run, scripted)  # late, but nothing times out: escalated, still taken
+            self.register.mark_timed_out(run.id, utc_now(), actor=SCRIPT_ACTOR)
+            return True
+        self.answers.pop(run.step_id)
+        return self._submit(run, scripted)
+
+    def _submit(self, run: StepRunRecord, scripted: ScriptedAnswer) -> bool:
+        assert self.case_key
+        given = scripted.submission
+        submit_answer(
+            self.case_key, run.step_id, by=given.by, decision=given.decision, comment=given.comment,
+            fields=dict(given.fields), library=self.library, register=self.register,
+        )
+        return True
+
+    def _spec(self) -> ProcessSpec:
+        if self.spec is None:
+            assert self.case_key
+            self.spec = case_spec(self.register, self.library, self.register.case(self.case_key))
+        return self.spec
 
     def _interrupt_the_run(self) -> None:
         """The run waits for an answer that will never come: interrupt it, as Ctrl-C would.
@@ -112,10 +146,12 @@ class AnswerFeeder:
                 return
 
 
-def run_foreground(definition: LoadedDefinition, library: Library, inputs: Mapping[str, Any], answers: Mapping[str, Any] | None) -> dict[str, Any]:
+def run_foreground(
+    definition: LoadedDefinition, library: Library, inputs: Mapping[str, Any], answers: ScriptedAnswers | None = None
+) -> dict[str, Any]:
     """Run one case of a definition as a Prefect flow run in this process and return its result."""
     process_flow = build_flow(definition, library)
-    feeder = AnswerFeeder(answers or {}, library)
+    feeder = AnswerFeeder(answers or ScriptedAnswers(), library)
     CASE_LISTENERS.append(feeder.on_case)
     try:
         with tags(*run_tags(definition)):  # the tags a served or deployed run has from its deployment

@@ -10,63 +10,39 @@ from prefect import flow, get_client
 from prefect.schedules import Interval
 from prefect.types.entrypoint import EntrypointType
 
-from aftercare.engine.register import Register
+from aftercare.engine import settings
+from aftercare.engine.clock import utc_now
+from aftercare.engine.loader import Library
+from aftercare.engine.register import WAIT_TIMER, Register
+from aftercare.notifications import deliver_pending, escalate_overdue, load_checked_library, send_reminders, time_out_overdue
 
-from .clock import utc_now
 from .launching import launch_queued
+from .recovery import recover_dead_runs
+from .ui_updates import current_api_url
 
 log = logging.getLogger(__name__)
 SWEEP_SECONDS = 30
 
 
-def _library() -> Any:
-    from aftercare.engine.library import load_library
-
-    from .cli import processes_folder
-    from .templates_bridge import template_sources
-
-    folder = processes_folder()
-    return load_library(folder, template_sources([folder]))
+def _library() -> Library:
+    return load_checked_library(settings.processes_folder())
 
 
 @flow(name="aftercare-escalations", log_prints=False, persist_result=False)
 def aftercare_escalations() -> dict[str, int]:
     """Human steps whose due passed: escalate once per breach, remind, and let steps with on_timeout move on."""
-    from aftercare.notifications import deliver_pending, escalate_overdue, send_reminders
-
     register = Register()
     library = _library()
-    report = escalate_overdue(register, library, utc_now())
-    reminders = send_reminders(register, library, utc_now())
-    timed_out = _time_out_steps(register, library)
+    api_url = current_api_url()
+    report = escalate_overdue(register, library, utc_now(), api_url=api_url)
+    reminders = send_reminders(register, library, utc_now(), api_url=api_url)
+    timed_out = time_out_overdue(register, library, utc_now())
+    for run in timed_out:
+        flow_run_id = register.case(run.case_key).flow_run_id
+        if flow_run_id:
+            reschedule(flow_run_id)
     deliver_pending(register, now=utc_now())
-    return {"escalated": len(report.escalated), "cases": len(report.cases), "reminded": len(reminders.reminded), "timed_out": timed_out}
-
-
-def _time_out_steps(register: Register, library: Any) -> int:
-    """Overdue steps that have ``on_timeout``: mark them timed out and let their run take that exit."""
-    from .human import TIMED_OUT_EVENT
-    from .pinning import stored_spec
-
-    count = 0
-    for run in register.open_steps(limit=1000):
-        if run.due_at is None or run.due_at > utc_now() or not run.assignee:
-            continue
-        record = register.case(run.case_key)
-        try:
-            step = stored_spec(register, record).step(run.step_id)
-        except Exception:  # noqa: BLE001 - an unreadable definition must not stop the sweep
-            continue
-        if not getattr(step, "on_timeout", None):
-            continue
-        events = register.audit_events(run.case_key)
-        if any(e.event == TIMED_OUT_EVENT and (e.after or {}).get("step") == run.step_id and (e.after or {}).get("visit") == run.visit for e in events):
-            continue
-        register.audit(run.case_key, TIMED_OUT_EVENT, "aftercare", after={"step": run.step_id, "visit": run.visit}, detail=f"{run.step_id} #{run.visit}: due passed")
-        if record.flow_run_id:
-            reschedule(record.flow_run_id)
-        count += 1
-    return count
+    return {"escalated": len(report.escalated), "cases": len(report.cases), "reminded": len(reminders.reminded), "timed_out": len(timed_out)}
 
 
 def reschedule(flow_run_id: str) -> None:
@@ -82,8 +58,6 @@ def reschedule(flow_run_id: str) -> None:
 @flow(name="aftercare-outbox", log_prints=False, persist_result=False)
 def aftercare_outbox() -> dict[str, int]:
     """Deliver pending messages and retry failed attempts whose backoff has passed."""
-    from aftercare.notifications import deliver_pending
-
     report = deliver_pending(Register(), now=utc_now(), limit=500)
     return {"delivered": len(report.delivered), "retrying": len(report.retrying), "failed": len(report.failed)}
 
@@ -95,9 +69,7 @@ def aftercare_timers() -> dict[str, int]:
 
     register = Register()
     woken = 0
-    for run in register.overdue_steps(utc_now(), limit=1000):
-        if run.assignee:
-            continue  # a human step: the escalations flow owns it
+    for run in register.overdue_steps(utc_now(), wait_kind=WAIT_TIMER, limit=1000):
         record = register.case(run.case_key)
         if record.flow_run_id is None:
             continue
@@ -113,8 +85,6 @@ def aftercare_timers() -> dict[str, int]:
 
 def _recover_dead_runs() -> int:
     """Runs of this folder's flows whose process died (see flows/recovery.py): replay them."""
-    from .recovery import recover_dead_runs
-
     try:
         names = [definition.spec.process for definition in _library().definitions.values()]
         report = recover_dead_runs([*names, *(system_flow.name for system_flow in SYSTEM_FLOWS.values())])

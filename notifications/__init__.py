@@ -10,7 +10,10 @@ The runtime (``flows/``) calls, per case:
 and, on a schedule and right after steps that queued messages:
 
 * :func:`deliver_pending` (sends, retries with backoff, never raises for a channel);
-* :func:`escalate_overdue` and :func:`send_reminders` (deadlines, once per breach).
+* :func:`escalate_overdue`, :func:`send_reminders` and :func:`time_out_overdue` (deadlines, once per breach).
+
+:class:`Messenger` is what a case's run uses for all of the above; :class:`Composer`
+composes a definition's messages for a run and for the simulator alike.
 
 Channels per person and per role are described in :mod:`.addressing` (a role's own
 channels are told once for the role, in addition to its members), channel URLs,
@@ -23,8 +26,9 @@ Prefect only inside :func:`.channels.read_prefect_secret`.
 from .addressing import Target, targets
 from .channels import ChannelError, ChannelRouter, PermanentChannelError, SmtpSettings, expand, message_format
 from .delivery import DeliveryReport, RetryPolicy, deliver_pending
-from .escalation import Definition, EscalationReport, ReminderReport, case_scope, escalate_overdue, send_reminders
-from .links import answer_command, run_url, ui_url
+from .escalation import Definition, EscalationReport, ReminderReport, case_scope, escalate_overdue, send_reminders, time_out_overdue
+from .links import answer_command, run_url
+from .messenger import Composer, Messenger
 from .outbox import (
     BUILTIN_MESSAGES,
     OutboxMessage,
@@ -39,16 +43,18 @@ from .outbox import (
     reminder_messages,
     waiting_messages,
 )
-from .rendering import MessageTemplates, RenderedMessage, template_sources
+from .rendering import MessageTemplates, RenderedMessage, load_checked_library, template_sources
 
 __all__ = [
     "BUILTIN_MESSAGES",
     "ChannelError",
     "ChannelRouter",
+    "Composer",
     "Definition",
     "DeliveryReport",
     "EscalationReport",
     "MessageTemplates",
+    "Messenger",
     "OutboxMessage",
     "PermanentChannelError",
     "ReminderReport",
@@ -66,6 +72,7 @@ __all__ = [
     "escalate_overdue",
     "escalation_messages",
     "expand",
+    "load_checked_library",
     "idempotency_key",
     "message_format",
     "notify_messages",
@@ -74,7 +81,7 @@ __all__ = [
     "run_url",
     "send_reminders",
     "targets",
+    "time_out_overdue",
     "template_sources",
-    "ui_url",
     "waiting_messages",
 ]

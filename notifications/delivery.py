@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Protocol
 
+from aftercare.engine.clock import UTC, utc_now
 from aftercare.engine.register import MessageRecord
 
 from .channels import ChannelError, ChannelRouter, Deliverable, PermanentChannelError
@@ -110,7 +111,7 @@ def deliver_pending(
     Returns:
         Which messages were delivered, will be retried, or failed for good.
     """
-    when = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    when = (now or utc_now()).astimezone(UTC)
     channels = sender or ChannelRouter()
     report = DeliveryReport()
     claimed = register.due_messages(when, limit, lease=lease)

@@ -17,17 +17,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
-from aftercare.engine import expressions, router
+from aftercare.engine import router
+from aftercare.engine.clock import UTC, utc_now
+from aftercare.engine.answers import HumanPlan, plan_human_step
 from aftercare.engine.case import CaseState
-from aftercare.engine.driver import HumanPlan
 from aftercare.engine.durations import parse_duration
 from aftercare.engine.errors import AftercareError
+from aftercare.engine.library import definition_of_case
 from aftercare.engine.loader import Library
-from aftercare.engine.register import CaseRecord, Register, StepRunRecord
-from aftercare.engine.spec import HumanStepBase, ProcessSpec, is_human
+from aftercare.engine.register import WAIT_PERSON, CaseRecord, Register, StepRunRecord
+from aftercare.engine.spec import HumanStep, ProcessSpec, is_human
 from aftercare.engine.team import TeamSpec
 
 from .links import run_url
@@ -57,27 +59,33 @@ DefinitionLookup = Callable[[CaseRecord], "Definition | None"]
 """Finds the definition a case runs (None when it is gone)."""
 
 
-def definition_lookup(source: Library | DefinitionLookup) -> DefinitionLookup:
-    """A lookup from a loaded library (its templates folder included), or the lookup itself."""
+def definition_lookup(register: Register, source: Library | DefinitionLookup) -> DefinitionLookup:
+    """A lookup from a loaded library, or the lookup itself.
+
+    From a library, a case gets the definition it runs (:func:`~aftercare.engine.library.definition_of_case`:
+    the version it started with), the library's team and its templates folder.
+    """
     if not isinstance(source, Library):
         return source
     library = source
     templates = MessageTemplates.for_library(library)
 
     def find(case: CaseRecord) -> Definition | None:
-        loaded = library.definitions.get(case.process)
-        if loaded is None:
+        try:
+            found = definition_of_case(library, case.process, case.definition_hash, register.stored_definition)
+        except AftercareError as error:
+            log.warning("case %s: %s", case.key, error)
             return None
-        if loaded.spec.version != case.version:
-            log.debug("case %s runs %s v%s; using v%s for its deadlines", case.key, case.process, case.version, loaded.spec.version)
-        return Definition(loaded.spec, library.team, templates)
+        if found.note:
+            log.warning("case %s: %s", case.key, found.note)
+        return Definition(found.spec, library.team, templates)
 
     return find
 
 
-def case_scope(register: Register, case: CaseRecord, now: datetime, *, ui_url: str | None = None) -> dict[str, Any]:
+def case_scope(register: Register, case: CaseRecord, now: datetime, *, api_url: str | None = None) -> dict[str, Any]:
     """The scope a case's templates see, rebuilt from the register (inputs, fields, every step's latest result)."""
-    state = CaseState.from_record(case, url=run_url(case.flow_run_id, ui_url))
+    state = CaseState.from_record(case, url=run_url(case.flow_run_id, api_url=api_url))
     for run in register.step_runs(case.key):
         if run.result is not None and run.visit >= state.visits.get(run.step_id, 0):
             state.results[run.step_id] = dict(run.result)
@@ -87,45 +95,12 @@ def case_scope(register: Register, case: CaseRecord, now: datetime, *, ui_url: s
     return scope
 
 
-def _render(source: str | None, scope: Mapping[str, Any], default: str) -> str:
-    if not source:
-        return default
-    try:
-        return expressions.render(source, dict(scope))
-    except AftercareError:
-        return source
+def human_plan(team: TeamSpec, scope: Mapping[str, Any], step: HumanStep, run: StepRunRecord) -> HumanPlan:
+    """The plan of a waiting step run: the people and deadline the register recorded, the rest rendered now."""
+    return plan_human_step(step, team, scope, started_at=run.started_at, due_at=run.due_at, eligible=run.eligible or None)
 
 
-def _eligible(team: TeamSpec, scope: Mapping[str, Any], step: HumanStepBase, run: StepRunRecord) -> tuple[str, ...]:
-    """Who may answer: the step run's recorded assignee (``a,b`` or references), else the step's assignee now."""
-    if run.assignee:
-        people: list[str] = []
-        for item in run.assignee.split(","):
-            item = item.strip()
-            try:
-                found = team.members(item) if ":" in item else (item,)
-            except KeyError:
-                found = (item,)
-            people.extend(p for p in found if p not in people)
-        return tuple(people)
-    return router.eligible_people(step, team, scope)  # type: ignore[arg-type]
-
-
-def human_plan(team: TeamSpec, scope: Mapping[str, Any], step: HumanStepBase, run: StepRunRecord) -> HumanPlan:
-    """The ``HumanPlan`` of a waiting step run, rebuilt from the register and the step."""
-    escalate = step.escalate_to
-    references = (escalate,) if isinstance(escalate, str) else tuple(escalate or ())
-    return HumanPlan(
-        eligible=_eligible(team, scope, step, run),
-        title=_render(step.title, scope, step.id),
-        description=_render(step.description, scope, ""),
-        started_at=run.started_at,
-        due_at=run.due_at,
-        escalate_to=tuple(router.resolve_recipients(references, team, scope)),
-    )
-
-
-def _assignees(team: TeamSpec, scope: Mapping[str, Any], step: HumanStepBase, plan: HumanPlan) -> list[str]:
+def _assignees(team: TeamSpec, scope: Mapping[str, Any], step: HumanStep, plan: HumanPlan) -> list[str]:
     try:
         return assignee_references(team, scope, step)
     except AftercareError:
@@ -154,10 +129,10 @@ class ReminderReport:
 
 
 def _now(now: datetime | None) -> datetime:
-    return (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    return (now or utc_now()).astimezone(UTC)
 
 
-def _human_step(lookup: DefinitionLookup, case: CaseRecord, step_id: str) -> tuple[Definition, HumanStepBase] | None:
+def _human_step(lookup: DefinitionLookup, case: CaseRecord, step_id: str) -> tuple[Definition, HumanStep] | None:
     definition = lookup(case)
     if definition is None:
         return None
@@ -175,7 +150,7 @@ def escalate_overdue(
     definitions: Library | DefinitionLookup,
     now: datetime | None = None,
     *,
-    ui_url: str | None = None,
+    api_url: str | None = None,
     limit: int = 1000,
 ) -> EscalationReport:
     """Escalate every breach not escalated yet: human steps past ``due``, cases past ``sla.due``.
@@ -189,15 +164,15 @@ def escalate_overdue(
         register: the register.
         definitions: a loaded library, or a lookup case -> :class:`Definition`.
         now: the current time (injectable); now by default.
-        ui_url: the Prefect UI for the links (``PREFECT_UI_URL`` or the embedded one by default).
+        api_url: the Prefect API the caller talks to, for the links (:func:`.links.run_url`).
         limit: at most this many breaches of each kind this round.
 
     Never raises for a single breach: problems are logged and listed in ``errors``.
     """
     when = _now(now)
-    lookup = definition_lookup(definitions)
+    lookup = definition_lookup(register, definitions)
     report = EscalationReport()
-    for run in register.overdue_steps(when, limit=limit):
+    for run in register.overdue_steps(when, wait_kind=WAIT_PERSON, limit=limit):
         label = f"{run.case_key}/{run.step_id}#{run.visit}"
         try:
             case = register.case(run.case_key)
@@ -206,7 +181,7 @@ def escalate_overdue(
                 report.skipped.append(label)
                 continue
             definition, step = found
-            scope = case_scope(register, case, when, ui_url=ui_url)
+            scope = case_scope(register, case, when, api_url=api_url)
             plan = human_plan(definition.team, scope, step, run)
             messages: list[OutboxMessage] = escalation_messages(
                 definition.team, scope, step, plan, visit=run.visit,
@@ -226,7 +201,7 @@ def escalate_overdue(
             found_definition = lookup(case)
             messages = []
             if found_definition is not None and found_definition.spec.sla is not None and case.due_at is not None:
-                scope = case_scope(register, case, when, ui_url=ui_url)
+                scope = case_scope(register, case, when, api_url=api_url)
                 escalate = found_definition.spec.sla.escalate_to
                 references = (escalate,) if isinstance(escalate, str) else tuple(escalate or ())
                 recipients = router.resolve_recipients(references, found_definition.team, scope)
@@ -248,7 +223,7 @@ def send_reminders(
     definitions: Library | DefinitionLookup,
     now: datetime | None = None,
     *,
-    ui_url: str | None = None,
+    api_url: str | None = None,
     limit: int = 10_000,
 ) -> ReminderReport:
     """Remind the assignees of waiting steps with ``remind_every``: reminder ``n`` once ``n`` periods passed.
@@ -257,10 +232,10 @@ def send_reminders(
     periods sends one reminder, not three); its key carries ``n``, so each is written once.
     """
     when = _now(now)
-    lookup = definition_lookup(definitions)
+    lookup = definition_lookup(register, definitions)
     report = ReminderReport()
     known: dict[str, set[str]] = {}
-    for run in register.open_steps(limit=limit):
+    for run in register.open_steps(wait_kind=WAIT_PERSON, limit=limit):
         label = f"{run.case_key}/{run.step_id}#{run.visit}"
         try:
             case = register.case(run.case_key)
@@ -272,7 +247,7 @@ def send_reminders(
             number = int((when - run.started_at) / every) if every.total_seconds() > 0 else 0
             if number < 1:
                 continue
-            scope = case_scope(register, case, when, ui_url=ui_url)
+            scope = case_scope(register, case, when, api_url=api_url)
             plan = human_plan(definition.team, scope, step, run)
             messages = reminder_messages(
                 definition.team, scope, step, plan, visit=run.visit, reminder=number,
@@ -290,3 +265,35 @@ def send_reminders(
             log.exception("reminding %s failed", label)
             report.errors.append(f"{label}: {error}")
     return report
+
+
+def time_out_overdue(
+    register: Register,
+    definitions: Library | DefinitionLookup,
+    now: datetime | None = None,
+    *,
+    limit: int = 1000,
+) -> list[StepRunRecord]:
+    """Mark the waiting human steps whose due passed and that take ``on_timeout`` as timed out.
+
+    Each is marked once (``Register.mark_timed_out``, True for the first caller only);
+    the caller wakes the runs of the steps returned, which then take ``on_timeout``
+    (:func:`aftercare.engine.answers.decide`).
+
+    Returns:
+        The step runs this call marked.
+    """
+    when = _now(now)
+    lookup = definition_lookup(register, definitions)
+    marked: list[StepRunRecord] = []
+    for run in register.open_steps(wait_kind=WAIT_PERSON, limit=limit):
+        if run.due_at is None or run.due_at > when or run.timed_out_at is not None:
+            continue
+        try:
+            found = _human_step(lookup, register.case(run.case_key), run.step_id)
+        except AftercareError as error:
+            log.warning("timing out %s/%s: %s", run.case_key, run.step_id, error)
+            continue
+        if found is not None and found[1].on_timeout and register.mark_timed_out(run.id, when):
+            marked.append(run)
+    return marked

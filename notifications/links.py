@@ -2,36 +2,29 @@
 
 from __future__ import annotations
 
-import os
 import shlex
 from collections.abc import Sequence
 
+from aftercare.engine import settings
 from aftercare.engine.spec import ApprovalStep, ChecklistStep, FieldSpec, HumanStepBase
 
-EMBEDDED_UI_URL = "http://127.0.0.1:4200"
-"""Where Prefect's embedded server serves its UI when nothing else is configured."""
 
+def run_url(flow_run_id: str | None, *, api_url: str | None = None) -> str | None:
+    """The Prefect UI page of a flow run (where its "Resume" form is): the one link to a case's run.
 
-def ui_url() -> str:
-    """The Prefect UI's base URL: ``PREFECT_UI_URL``, else ``PREFECT_API_URL`` without ``/api``, else the embedded one.
+    Args:
+        flow_run_id: the run; None gives None.
+        api_url: the Prefect API the caller talks to, when it knows it (the Prefect layer
+            does: a profile or an embedded server); else ``PREFECT_UI_URL`` or
+            ``PREFECT_API_URL`` (:func:`aftercare.engine.settings.ui_url`).
 
-    Read from the environment rather than Prefect's settings so that this package
-    does not import Prefect (a deployment can always set ``PREFECT_UI_URL``).
+    Returns:
+        The page's URL, or None when there is no run or no UI to link to.
     """
-    configured = os.environ.get("PREFECT_UI_URL", "").strip()
-    if configured:
-        return configured.rstrip("/")
-    api = os.environ.get("PREFECT_API_URL", "").strip().rstrip("/")
-    if api:
-        return api[: -len("/api")] if api.endswith("/api") else api
-    return EMBEDDED_UI_URL
-
-
-def run_url(flow_run_id: str | None, base: str | None = None) -> str | None:
-    """The Prefect UI page of a flow run (where its "Resume" form is), or None without a run."""
-    if not flow_run_id:
+    base = settings.ui_url(api_url)
+    if not flow_run_id or base is None:
         return None
-    return f"{(base or ui_url()).rstrip('/')}/runs/flow-run/{flow_run_id}"
+    return f"{base}/runs/flow-run/{flow_run_id}"
 
 
 def _placeholder(name: str, field: FieldSpec) -> str:

@@ -44,8 +44,9 @@ from typing import Any
 
 from markupsafe import escape
 
-from aftercare.engine import expressions, router
-from aftercare.engine.driver import HumanPlan
+from aftercare.engine import expressions, results, router
+from aftercare.engine.clock import utc_now
+from aftercare.engine.answers import HumanPlan
 from aftercare.engine.errors import StepError
 from aftercare.engine.register import MessageDraft, MessageRecord, Register
 from aftercare.engine.spec import ApprovalStep, ChecklistStep, HumanStepBase, NotifyStep
@@ -127,7 +128,7 @@ def _case_key(scope: Mapping[str, Any]) -> str:
 
 def _now(scope: Mapping[str, Any]) -> datetime:
     now = scope.get("now")
-    return now if isinstance(now, datetime) else datetime.now(timezone.utc)
+    return now if isinstance(now, datetime) else utc_now()
 
 
 def _recipient(target: Target) -> dict[str, Any]:
@@ -505,15 +506,5 @@ def enqueue(register: Register, messages: Sequence[OutboxMessage], *, at: dateti
 
 
 def notify_result(messages: Sequence[OutboxMessage], sent_at: datetime) -> dict[str, Any]:
-    """A notify step's result (what later expressions see): recipients, subject, sent_at, messages."""
-    recipients: list[str] = []
-    for message in messages:
-        who = message.recipient.removeprefix("person:")
-        if who not in recipients:
-            recipients.append(who)
-    return {
-        "recipients": recipients,
-        "subject": messages[0].subject if messages else "",
-        "sent_at": sent_at.isoformat(),
-        "messages": len(messages),
-    }
+    """A notify step's result (what later expressions see), built by the engine's one builder."""
+    return results.notify_result((m.recipient for m in messages), messages[0].subject if messages else "", sent_at, len(messages))

@@ -52,6 +52,8 @@ from jinja2.exceptions import TemplateError, TemplateNotFound
 from markupsafe import Markup, escape
 
 from aftercare.engine import expressions
+from aftercare.engine.library import load_library
+from aftercare.engine.loader import Library
 from aftercare.engine.errors import StepError
 
 log = logging.getLogger(__name__)
@@ -145,10 +147,9 @@ class MessageTemplates:
         return cls(definition_template_folders(paths))
 
     @classmethod
-    def for_library(cls, library: Any) -> MessageTemplates:
+    def for_library(cls, library: Library) -> MessageTemplates:
         """Templates for a loaded library (its root folder's ``templates/``)."""
-        root = getattr(library, "root", None)
-        return cls(definition_template_folders([Path(root)]) if root is not None else [])
+        return cls(definition_template_folders([library.root]) if library.root is not None else [])
 
     # --- what exists ---------------------------------------------------------------
 
@@ -267,16 +268,6 @@ class MessageTemplates:
         except (TemplateError, TypeError, ValueError, ArithmeticError, LookupError) as error:
             raise StepError(f"template {loader_name!r} failed: {error}") from error
 
-    def renderer(self, *, locale: str = DEFAULT_LOCALE) -> Any:
-        """A ``TemplateRenderer`` for the simulator: (name, scope) -> (subject, text body)."""
-
-        def render(name: str, scope: dict[str, Any]) -> tuple[str, str]:
-            values = {"recipient": {"id": None, "name": "", "locale": locale, "kind": "simulation"}, "links": {}, **scope}
-            message = self.render(name, values, locale=locale)
-            return message.subject, message.text
-
-        return render
-
 
 def _default_subject(values: Mapping[str, Any]) -> str:
     case = values.get("case") or {}
@@ -302,3 +293,12 @@ def tidy(text: str) -> str:
 def template_sources(paths: Iterable[Path]) -> dict[str, str]:
     """Template name -> concatenated sources of the built-ins and the definitions' own templates."""
     return MessageTemplates.for_definitions(list(paths)).sources()
+
+
+def load_checked_library(folder: Path) -> Library:
+    """Load a folder of definitions with its team, checking every notify step's template against the folder's templates.
+
+    Raises:
+        DefinitionError: every problem of every file.
+    """
+    return load_library(folder, template_sources([folder]))

@@ -393,7 +393,7 @@ def test_a_changed_definition_updates_its_deployment_and_a_waiting_case_finishes
     folder = write_processes(tmp_path / "processes", {"dt-change": CHANGE_V1})
     register_url = f"sqlite:///{tmp_path / 'register.db'}"
     register = Register(register_url)
-    team = load_library(folder).team
+    library = load_library(folder)
     with _serve(prefect_server, folder, register_url, ["dt-change/dt-change"]) as first:
         before = _deployment(prefect_server, "dt-change/dt-change")
         old_run, old_key = _start_and_wait_at_triage(prefect_server, register, "Started on v1")
@@ -408,11 +408,11 @@ def test_a_changed_definition_updates_its_deployment_and_a_waiting_case_finishes
         assert after.tags == ["process:dt-change", "version:2", "changed"]
 
         # The case that waited through the change is answered and replayed by the new serve ...
-        submit_answer(old_key, "triage", by="li.na", decision="approve", register=register, team=team)
+        submit_answer(old_key, "triage", by="li.na", decision="approve", register=register, library=library)
         assert prefect_server.wait_for_final(old_run.id, timeout=120).state_name == "Completed"
         # ... and a case started now runs the new version.
         new_run, new_key = _start_and_wait_at_triage(prefect_server, register, "Started on v2")
-        submit_answer(new_key, "triage", by="li.na", decision="approve", register=register, team=team)
+        submit_answer(new_key, "triage", by="li.na", decision="approve", register=register, library=library)
         assert prefect_server.wait_for_final(new_run.id, timeout=120).state_name == "Completed"
 
     old, new = register.case(old_key), register.case(new_key)

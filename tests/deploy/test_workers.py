@@ -167,7 +167,7 @@ def test_two_workers_run_fifty_cases_each_step_once(
     since = datetime.now(timezone.utc)
     folder = write_processes(tmp_path / "processes", {"dt-approve": APPROVE})
     register = Register(pg_register_url)
-    team = load_library(folder).team
+    library = load_library(folder)
     pool = f"dt-pool-{uuid.uuid4().hex[:6]}"
     env = server.subprocess_env(
         {
@@ -229,7 +229,7 @@ def test_two_workers_run_fifty_cases_each_step_once(
                     )
                     assert f"{case.key} approve: answer from li.na submitted" in said
                 else:
-                    submit_answer(case.key, "approve", by="li.na", decision="approve", comment="ok", register=register, team=team)
+                    submit_answer(case.key, "approve", by="li.na", decision="approve", comment="ok", register=register, library=library)
                 answered[str(run.id)] = case.key
             finals = [r for r in current if r.state is not None and r.state.is_final()]
             if len(finals) == CASES:

@@ -157,7 +157,7 @@ class TestWebhook:
         assert (failed.status, failed.attempts) == (MESSAGE_FAILED, 3)
         assert deliver_pending(register, now=now, sender=channels, policy=FAST).claimed == 0
         http_listener.status = 200
-        assert register.reset_failed(now) == 1
+        assert register.retry_now(now) == (1, 0)
         assert len(deliver_pending(register, now=now, sender=channels, policy=FAST).delivered) == 1
         assert len(http_listener.requests) == 4
 

@@ -6,8 +6,8 @@ import threading
 from datetime import timedelta
 
 from aftercare.engine.loader import Library
-from aftercare.engine.register import STEP_WAITING, CaseRecord, Register
-from aftercare.notifications import ChannelRouter, deliver_pending, escalate_overdue, send_reminders
+from aftercare.engine.register import STEP_WAITING, WAIT_PERSON, WAIT_TIMER, CaseRecord, Register
+from aftercare.notifications import ChannelRouter, deliver_pending, escalate_overdue, send_reminders, time_out_overdue
 from aftercare.notifications.escalation import Definition
 from tests.fixtures.http_listener import HttpListener
 from tests.fixtures.smtp import SmtpSink
@@ -20,7 +20,7 @@ DUE = T0 + timedelta(hours=4)
 def _waiting_triage(register: Register, library: Library, run: str = "0f6e2c1a-run", **case: object) -> CaseRecord:
     record = open_case(register, library, flow_run_id=run, **case)  # type: ignore[arg-type]
     register.complete_step(record.key, "acknowledge", 1, {"messages": 3}, T0)
-    register.begin_step(record.key, "triage", 1, started_at=T0, due_at=DUE, assignee="li.na,wang.wei", status=STEP_WAITING)
+    register.begin_step(record.key, "triage", 1, started_at=T0, due_at=DUE, eligible=["li.na", "wang.wei"], wait_kind=WAIT_PERSON, status=STEP_WAITING)
     return record
 
 
@@ -80,9 +80,9 @@ def test_two_escalators_at_once_write_each_message_once(any_register: Register, 
 
 def test_a_wait_step_timer_is_not_a_breach(register: Register, library: Library) -> None:
     case = open_case(register, library)
-    register.begin_step(case.key, "cool-down", 1, started_at=T0, due_at=T0 + timedelta(hours=1), status=STEP_WAITING)
+    register.begin_step(case.key, "cool-down", 1, started_at=T0, due_at=T0 + timedelta(hours=1), wait_kind=WAIT_TIMER, status=STEP_WAITING)
     report = escalate_overdue(register, library, T0 + timedelta(hours=2))
-    assert report.skipped == ["SUP-0001/cool-down#1"] and report.escalated == []
+    assert report.skipped == [] and report.escalated == []
     run = register.step_run(case.key, "cool-down", 1)
     assert run is not None and run.escalated_at is None
     assert register.messages(case_key=case.key) == []
@@ -129,7 +129,7 @@ def test_escalations_are_delivered_for_real(
 ) -> None:
     _waiting_triage(register, library)
     now = DUE + timedelta(minutes=90)
-    escalate_overdue(register, library, now, ui_url="http://prefect.example")
+    escalate_overdue(register, library, now, api_url="http://prefect.example/api")
     report = deliver_pending(register, now=now, sender=channels, policy=FAST)
     assert len(report.delivered) == 3
     mails = {m.rcpt_tos[0]: m for m in smtp_sink.wait_for(2)}
@@ -140,3 +140,19 @@ def test_escalations_are_delivered_for_real(
     [post] = http_listener.wait_for(1)
     assert post.path == "/people/emma" and post.json["title"] == '[SUP-0001] Escalation: "Triage SUP-0001: 打印机离线 Printer offline" is overdue'
     assert "Waiting for: 李娜 Li Na, Wang Wei" in post.json["message"]
+
+
+def test_a_passed_due_times_out_a_step_with_on_timeout_once(register: Register, library: Library) -> None:
+    case = _waiting_triage(register, library)
+    spec = library.get("notify-support-request").spec
+    triage = spec.step("triage").model_copy(update={"on_timeout": "done"})
+    timing_out = spec.model_copy(update={"steps": tuple(triage if step.id == "triage" else step for step in spec.steps)})
+    assert time_out_overdue(register, lambda case: Definition(spec, library.team), DUE + timedelta(hours=1)) == []
+    lookup = lambda case: Definition(timing_out, library.team)  # noqa: E731
+    assert time_out_overdue(register, lookup, DUE - timedelta(minutes=1)) == []
+    [marked] = time_out_overdue(register, lookup, DUE + timedelta(hours=1))
+    assert (marked.case_key, marked.step_id, marked.visit) == (case.key, "triage", 1)
+    run = register.step_run(case.key, "triage", 1)
+    assert run is not None and run.timed_out_at == DUE + timedelta(hours=1)
+    assert time_out_overdue(register, lookup, DUE + timedelta(hours=2)) == []
+    assert [e.event for e in register.audit_events(case.key)].count("step.timed_out") == 1

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from aftercare.engine import router
-from aftercare.engine.driver import HumanPlan
+from aftercare.engine.answers import HumanPlan
 from aftercare.engine.errors import StepError
 from aftercare.engine.loader import Library
 from aftercare.engine.register import Register

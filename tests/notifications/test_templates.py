@@ -8,16 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from aftercare.engine.driver import HumanPlan
+from aftercare.engine.answers import HumanPlan
 from aftercare.engine.library import load_library, validate
 from aftercare.engine.register import Register
 from aftercare.engine.loader import Library
 from aftercare.engine.simulator import Simulator
-from aftercare.flows import templates_bridge
 from aftercare.flows.cli import main
+from aftercare.engine.errors import DefinitionError
 from aftercare.notifications import (
     BUILTIN_MESSAGES,
+    Composer,
     MessageTemplates,
+    load_checked_library,
     template_sources,
     waiting_messages,
 )
@@ -138,22 +140,24 @@ class TestStaticCheck:
         assert validate([tmp_path], template_sources([tmp_path]))[1] == []
         assert validate([LIBRARY], template_sources([LIBRARY]))[1] == []
 
-    def test_the_bridge_gives_the_cli_the_templates(self, library: Library) -> None:
-        assert templates_bridge.template_sources([BAD]) == template_sources([BAD])
-        render = templates_bridge.renderer_for(library)
-        subject, body = render("request-triaged", {**_values("en"), "triage": {"priority": "P2", "by": "li.na"}})
-        assert subject == "ISS-0007: triaged as P2"
-        assert 'your request "打印机 <离线>" was triaged as P2 by li.na.' in body
+    def test_a_checked_library_is_checked_against_its_own_templates(self, library: Library, tmp_path: Path) -> None:
+        assert load_checked_library(LIBRARY).definitions.keys() == library.definitions.keys()
+        (tmp_path / "team.yaml").write_text((BAD / "team.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+        (tmp_path / "p.yaml").write_text((BAD / "bad.yaml").read_text(encoding="utf-8").replace("bad-note", "step-wating"), encoding="utf-8")
+        with pytest.raises(DefinitionError, match="unknown template 'step-wating'"):
+            load_checked_library(tmp_path)
 
 
 def test_the_simulator_renders_named_templates(library: Library) -> None:
     loaded = library.get("notify-support-request")
     simulator = Simulator(loaded.spec, library.team, {"triage": {"decision": "approve", "by": "li.na", "priority": "P1"}},
-                          renderer=templates_bridge.renderer_for(library))
+                          composer=Composer.for_library(library))
     result = simulator.run({"title": "VPN down", "reporter": "wang.wei"})
     assert result.outcome == "triaged"
     told = [m for m in result.messages if m.step == "tell"]
     assert told[0].subject == "SUP-0001: triaged as P1" and "triaged as P1 by li.na" in told[0].body
+    # the step's result is built as a real run builds it, from the same messages
+    assert result.case.results["tell"]["subject"] == "SUP-0001: triaged as P1"
 
 
 def test_a_waiting_message_is_rendered_per_recipient_and_language(register: Register, library: Library) -> None:

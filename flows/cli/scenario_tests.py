@@ -9,11 +9,9 @@ from typing import Any
 
 from aftercare.engine.errors import Problem
 
-from .cli import command, processes_folder
 
-
-def add_parser(sub: Any) -> None:
-    """Add the ``test`` sub-command's parser."""
+def add_parsers(sub: Any) -> None:
+    """Add the ``test`` parser."""
     p = sub.add_parser(
         "test",
         help="run the scenarios beside the definitions; step and branch coverage per definition",
@@ -25,6 +23,7 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("path", nargs="?", metavar="PATH", help="a folder, a definition or a scenario file (default: AFTERCARE_PROCESSES or ./processes)")
     p.add_argument("--min-coverage", type=float, default=0.0, metavar="N", help="the step and branch coverage (%%) every definition and the total must reach")
+    p.set_defaults(handler=test)
 
 
 def _targets(path: Path) -> tuple[Path, set[Path] | None]:
@@ -37,15 +36,15 @@ def _targets(path: Path) -> tuple[Path, set[Path] | None]:
     return path.parent, {definition.resolve()}
 
 
-@command("test")
-def _test(args: argparse.Namespace) -> int:
+def test(args: argparse.Namespace) -> int:
+    """Run the scenarios; print results and coverage; exit 1 on a failure or coverage below the minimum."""
+    from aftercare.engine import settings
     from aftercare.engine.library import validate
-    from aftercare.engine.loader import find_team_file, load_team
+    from aftercare.engine.loader import Library, find_team_file, load_team
     from aftercare.engine.scenarios import SCENARIOS_SUFFIX, DefinitionReport, definition_file_for, percent, run_definition_scenarios
+    from aftercare.notifications import Composer, template_sources
 
-    from .templates_bridge import renderer_for, template_sources
-
-    path = Path(args.path) if args.path else processes_folder()
+    path = Path(args.path) if args.path else settings.processes_folder()
     if not path.exists():
         print(f"{path}:0:0: no such file or folder", file=sys.stderr)
         return 1
@@ -65,7 +64,8 @@ def _test(args: argparse.Namespace) -> int:
     assert team_file is not None
     team = load_team(team_file)
     catalog = {item.spec.process: item.spec for item in loaded.values()}
-    renderer = _renderer(renderer_for, team, loaded, folder)
+    library = Library(team=team, root=folder, definitions={item.spec.process: item for item in loaded.values()})
+    composer = Composer.for_library(library)
 
     orphans = []
     if only is None:
@@ -77,7 +77,7 @@ def _test(args: argparse.Namespace) -> int:
         if only is not None and file.resolve() not in only:
             continue
         scenario_file = path if only is not None and path.name.endswith(SCENARIOS_SUFFIX) else None
-        reports.append(run_definition_scenarios(definition.spec, file, team, catalog, renderer, scenario_file))
+        reports.append(run_definition_scenarios(definition.spec, file, team, catalog, composer, scenario_file))
 
     minimum = args.min_coverage
     failed_scenarios = 0
@@ -142,12 +142,3 @@ def definition_scenarios_name(definition: Path) -> str:
 
     return str(scenario_file_for(definition))
 
-
-def _renderer(renderer_for: Any, team: Any, loaded: Any, folder: Path) -> Any:
-    """The simulator's renderer for named notification templates."""
-    from aftercare.engine.loader import Library
-
-    library = Library(team=team, root=folder)
-    for definition in loaded.values():
-        library.definitions[definition.spec.process] = definition
-    return renderer_for(library)

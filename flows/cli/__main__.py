@@ -1,0 +1,5 @@
+"""``python -m aftercare.flows.cli``: the console script."""
+
+from aftercare.flows.cli import main
+
+raise SystemExit(main())

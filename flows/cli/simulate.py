@@ -1,0 +1,102 @@
+"""``aftercare simulate FILE --inputs F --answers F [--json] [--record]``: run a definition in memory, no Prefect."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+SIMULATED = "simulated"
+
+
+def add_parsers(sub: Any) -> None:
+    """Add the ``simulate`` parser."""
+    p = sub.add_parser("simulate", help="run a definition in memory with scripted answers")
+    p.add_argument("file")
+    p.add_argument("--inputs", metavar="F")
+    p.add_argument("--answers", metavar="F")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--record", action="store_true", help="write the simulated case to the register")
+    p.set_defaults(handler=simulate)
+
+
+def simulate(args: argparse.Namespace) -> int:
+    """Simulate one case; print each step id visited, then the outcome (or the ``--json`` form)."""
+    from aftercare.engine.answers_file import ScriptedAnswers
+    from aftercare.engine.simulator import Simulator
+    from aftercare.engine.yaml_source import read_mapping_file
+    from aftercare.notifications import Composer, load_checked_library
+
+    file = Path(args.file)
+    library = load_checked_library(file.parent)
+    loaded = library.get(file.name)
+    inputs = read_mapping_file(Path(args.inputs), "inputs").data if args.inputs else {}
+    answers = ScriptedAnswers()
+    if args.answers:
+        document = read_mapping_file(Path(args.answers), "answers")
+        answers = ScriptedAnswers.parse(document.data, loaded.spec, document=document)
+    catalog = {name: item.spec for name, item in library.definitions.items()}
+    simulator = Simulator(loaded.spec, library.team, answers, composer=Composer.for_library(library), catalog=catalog)
+    result = simulator.run(inputs)
+    if args.record:
+        result.case.key = record_simulation(result, loaded)
+    if args.json:
+        print(json.dumps(result.as_json(), ensure_ascii=False))
+    else:
+        for step_id in result.path:
+            print(step_id)
+        print(f"outcome: {result.outcome}")
+    return 0
+
+
+def record_simulation(result: Any, definition: Any, register: Any = None) -> str:
+    """Write a simulated case to the register like a real one: the case, its steps, answers and (as audit events, never sent) its messages.
+
+    The case is marked ``simulated`` in its fields so it is never mistaken for real work;
+    each human step is decided by the engine's one rule, as in the simulation.
+
+    Returns:
+        The case's key in the register.
+    """
+    from aftercare.engine.answers import decide, from_rows
+    from aftercare.engine.register import Register
+    from aftercare.engine.spec import is_human
+
+    register = register or Register()
+    spec = definition.spec
+    case = result.case
+    register.save_definition(definition.digest, spec.process, spec.version, definition.path.read_text(encoding="utf-8"))
+    record = register.open_case(
+        process=spec.process, version=spec.version, definition_hash=definition.digest, key_prefix=spec.key,
+        title=case.title, inputs=case.inputs, due_at=case.due_at, opened_at=case.opened_at, actor=SIMULATED,
+    )
+    key = record.key
+    register.update_case(key, fields={**case.fields, SIMULATED: True}, actor=SIMULATED, at=case.opened_at)
+    for step_id, visit, step_result, started_at, finished_at in result.visits:
+        step = spec.step(step_id)
+        register.begin_step(key, step_id, visit, started_at=started_at)
+        if is_human(step):
+            for answered_step, answered_visit, answer in result.answers:
+                if (answered_step, answered_visit) != (step_id, visit):
+                    continue
+
+                def decided(rows: list[Any], step: Any = step, at: Any = answer.answered_at or finished_at) -> dict[str, Any] | None:
+                    return decide(step, from_rows(rows), due_at=None, now=at)
+
+                register.answer(
+                    key, step_id, visit, person=answer.by, decision=answer.decision, comment=answer.comment,
+                    fields=dict(answer.fields), answered_at=answer.answered_at or finished_at, decide=decided,
+                )
+        register.complete_step(key, step_id, visit, step_result, finished_at, started_at=started_at)
+    for message in result.messages:
+        register.audit(
+            key, "message.simulated", SIMULATED,
+            after={"step": message.step, "visit": message.visit, "to": message.recipients, "kind": message.kind},
+            detail=message.subject, at=message.at,
+        )
+    for started in result.started:
+        register.audit(key, "case.simulated_start", SIMULATED, after={"process": started.process, "inputs": started.inputs}, detail=started.key)
+    if case.outcome:
+        register.close_case(key, case.outcome, at=result.visits[-1][4] if result.visits else case.opened_at, actor=SIMULATED)
+    return str(key)
