@@ -145,7 +145,7 @@ class DefinitionChecker:
         for step_id, path in self.step_path.items():
             if step_id not in reached:
                 self._add((*path, "id"), f"step {step_id!r} is never reached: no step jumps to it and the one above never falls through to it")
-        for component in _strongly_connected(graph):
+        for component in strongly_connected(graph):
             cyclic = len(component) > 1 or any(node in graph[node] for node in component)
             if not cyclic:
                 continue
@@ -449,8 +449,8 @@ def _hint(name: str, known: Mapping[str, Any], what: str) -> str:
     return f"; team.yaml has {what} {', '.join(sorted(known))}"
 
 
-def _strongly_connected(graph: Mapping[str, list[str | None]]) -> list[set[str]]:
-    """Tarjan's strongly connected components, iteratively."""
+def strongly_connected(graph: Mapping[str, list[str | None]]) -> list[set[str]]:
+    """Tarjan's strongly connected components of a graph (None targets are ways out), iteratively."""
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []

@@ -17,6 +17,8 @@ from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
+from aftercare.engine.checks import strongly_connected
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = {"engine": "aftercare.engine", "notifications": "aftercare.notifications", "flows": "aftercare.flows"}
 LANGUAGE = "aftercare.engine"
@@ -121,49 +123,12 @@ def _is_command(module: str) -> bool:
 
 
 def cycles(edges: dict[str, dict[str, int]]) -> list[list[str]]:
-    """The strongly connected components with more than one module (Tarjan's, iterative)."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    found: list[list[str]] = []
-    counter = 0
-    nodes = [n for n in edges if n != "prefect"]
-    for root in nodes:
-        if root in index:
-            continue
-        work = [(root, iter(sorted(t for t in edges[root] if t != "prefect")))]
-        index[root] = low[root] = counter
-        counter += 1
-        stack.append(root)
-        on_stack.add(root)
-        while work:
-            node, children = work[-1]
-            child = next(children, None)
-            if child is not None:
-                if child not in index:
-                    index[child] = low[child] = counter
-                    counter += 1
-                    stack.append(child)
-                    on_stack.add(child)
-                    work.append((child, iter(sorted(t for t in edges.get(child, {}) if t != "prefect"))))
-                elif child in on_stack:
-                    low[node] = min(low[node], index[child])
-                continue
-            work.pop()
-            if work:
-                low[work[-1][0]] = min(low[work[-1][0]], low[node])
-            if low[node] == index[node]:
-                component = []
-                while True:
-                    member = stack.pop()
-                    on_stack.discard(member)
-                    component.append(member)
-                    if member == node:
-                        break
-                if len(component) > 1:
-                    found.append(sorted(component))
-    return found
+    """The strongly connected components of more than one module (the checks' own Tarjan)."""
+    graph: dict[str, list[str | None]] = {n: [t for t in targets if t != "prefect"] for n, targets in edges.items() if n != "prefect"}
+    for targets in list(graph.values()):
+        for target in targets:
+            graph.setdefault(str(target), [])
+    return sorted(sorted(c) for c in strongly_connected(graph) if len(c) > 1)
 
 
 def package_arrows(edges: dict[str, dict[str, int]]) -> dict[tuple[str, str], int]:

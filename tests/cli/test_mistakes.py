@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from datetime import timedelta
@@ -21,22 +20,10 @@ INPUTS = ROOT / "processes/examples/issue-inputs.yaml"
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "AFTERCARE_"))}
-    environ.update(
-        PREFECT_HOME=str(tmp_path / "prefect"),
-        XDG_DATA_HOME=str(tmp_path / "data"),
-        AFTERCARE_DATABASE_URL=f"sqlite:///{tmp_path / 'register.db'}",
-        AFTERCARE_PROCESSES=str(ROOT / "processes"),
-    )
-    return environ
-
-
-@pytest.fixture
-def waiting_case(env: dict[str, str]) -> str:
+def waiting_case(user_env: dict[str, str]) -> str:
     """ISS-0001 of the shipped issue-resolution, waiting at triage for li.na (as a run leaves it)."""
     definition = load_checked_library(ROOT / "processes").get("issue-resolution")
-    register = Register(env["AFTERCARE_DATABASE_URL"])
+    register = Register(user_env["AFTERCARE_DATABASE_URL"])
     case = register.open_case(
         process="issue-resolution", version=definition.spec.version, definition_hash=definition.digest, key_prefix="ISS",
         title="Printer offline", inputs={"title": "Printer offline"}, flow_run_id="9a0d1c3e-run",
@@ -52,49 +39,49 @@ def aftercare(env: dict[str, str], *args: str) -> tuple[int, str]:
     return done.returncode, done.stderr.strip()
 
 
-def test_a_mistyped_process(env: dict[str, str]) -> None:
-    assert aftercare(env, "run", "issue-resolutoin", "--inputs", str(INPUTS)) == (
+def test_a_mistyped_process(user_env: dict[str, str]) -> None:
+    assert aftercare(user_env, "run", "issue-resolutoin", "--inputs", str(INPUTS)) == (
         1, f"aftercare run: no process 'issue-resolutoin' in {ROOT / 'processes'}; did you mean 'issue-resolution'?"
     )
 
 
-def test_a_mistyped_case(env: dict[str, str], waiting_case: str) -> None:
-    assert aftercare(env, "show", "ISS-001") == (1, "aftercare show: no case 'ISS-001' in the register; did you mean 'ISS-0001'?")
-    code, said = aftercare(env, "answer", "ISS-0010", "triage", "--as", "li.na", "--approve")
+def test_a_mistyped_case(user_env: dict[str, str], waiting_case: str) -> None:
+    assert aftercare(user_env, "show", "ISS-001") == (1, "aftercare show: no case 'ISS-001' in the register; did you mean 'ISS-0001'?")
+    code, said = aftercare(user_env, "answer", "ISS-0010", "triage", "--as", "li.na", "--approve")
     assert (code, said) == (1, "aftercare answer: no case 'ISS-0010' in the register; did you mean 'ISS-0001'?")
 
 
-def test_a_mistyped_step(env: dict[str, str], waiting_case: str) -> None:
-    assert aftercare(env, "answer", waiting_case, "traige", "--as", "li.na", "--approve") == (
+def test_a_mistyped_step(user_env: dict[str, str], waiting_case: str) -> None:
+    assert aftercare(user_env, "answer", waiting_case, "traige", "--as", "li.na", "--approve") == (
         1, "aftercare answer: issue-resolution has no step 'traige'; did you mean 'triage'?"
     )
 
 
-def test_a_mistyped_person_is_refused_and_audited_before_any_server_is_needed(env: dict[str, str], waiting_case: str) -> None:
-    code, said = aftercare(env, "answer", waiting_case, "triage", "--as", "li.nna", "--approve", "priority=P2", "owner=liu.yang")
+def test_a_mistyped_person_is_refused_and_audited_before_any_server_is_needed(user_env: dict[str, str], waiting_case: str) -> None:
+    code, said = aftercare(user_env, "answer", waiting_case, "triage", "--as", "li.nna", "--approve", "priority=P2", "owner=liu.yang")
     assert (code, said) == (1, "aftercare answer: 'li.nna' may not answer step 'triage': its assignee names li.na; did you mean 'li.na'?")
-    events = Register(env["AFTERCARE_DATABASE_URL"]).audit_events(waiting_case)
+    events = Register(user_env["AFTERCARE_DATABASE_URL"]).audit_events(waiting_case)
     assert [(e.event, e.actor, e.after) for e in events if e.event == "answer.refused"] == [
         ("answer.refused", "li.nna", {"step": "triage", "visit": 1, "via": "cli"})
     ]
 
 
-def test_a_mistyped_process_filter(env: dict[str, str], waiting_case: str) -> None:
-    assert aftercare(env, "cases", "--process", "issue-resolutoin") == (
+def test_a_mistyped_process_filter(user_env: dict[str, str], waiting_case: str) -> None:
+    assert aftercare(user_env, "cases", "--process", "issue-resolutoin") == (
         1, "aftercare cases: no case of process 'issue-resolutoin' in the register; did you mean 'issue-resolution'?"
     )
 
 
-def test_outbox_retry_retries_now_what_waits_out_a_backoff(env: dict[str, str], waiting_case: str, smtp_sink: SmtpSink) -> None:
+def test_outbox_retry_retries_now_what_waits_out_a_backoff(user_env: dict[str, str], waiting_case: str, smtp_sink: SmtpSink) -> None:
     """`aftercare outbox retry` once the mail server is back: the message is sent now, not after its backoff."""
-    register = Register(env["AFTERCARE_DATABASE_URL"])
+    register = Register(user_env["AFTERCARE_DATABASE_URL"])
     now = utc_now()
     message = register.enqueue(case_key=waiting_case, step_id="triage", visit=1, recipient="person:li.na", channel="email:li.na@example.com",
                                subject="Triage waits", body="Please triage.", idempotency_key="retry-now-test")
     [claimed] = register.due_messages(utc_now(), 10)
     register.mark_attempt_failed(claimed.id, "connection refused", now + timedelta(minutes=30))
-    env["AFTERCARE_SMTP_URL"] = smtp_sink.url
-    code, _ = aftercare(env, "outbox", "retry")
+    user_env["AFTERCARE_SMTP_URL"] = smtp_sink.url
+    code, _ = aftercare(user_env, "outbox", "retry")
     assert code == 0
     assert [m.subject for m in smtp_sink.wait_for(1)] == ["Triage waits"]
     [delivered] = register.messages(case_key=waiting_case)

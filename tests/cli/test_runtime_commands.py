@@ -19,21 +19,6 @@ INPUTS = ROOT / "processes/examples/issue-inputs.yaml"
 ANSWERS = ROOT / "processes/examples/issue-answers.yaml"
 
 
-@pytest.fixture
-def user_env(tmp_path: Path) -> dict[str, str]:
-    """A user's environment: no Prefect server configured, a register and data dir of their own."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "AFTERCARE_"))}
-    env.update(
-        PREFECT_HOME=str(tmp_path / "prefect"),
-        PREFECT_SERVER_ANALYTICS_ENABLED="false",
-        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="180",
-        XDG_DATA_HOME=str(tmp_path / "data"),
-        AFTERCARE_DATABASE_URL=f"sqlite:///{tmp_path / 'register.db'}",
-        AFTERCARE_PROCESSES=str(ROOT / "processes"),
-    )
-    return env
-
-
 def aftercare(env: dict[str, str], *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*AFTERCARE, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
 
