@@ -55,9 +55,7 @@ PROCESSES: list[tuple[str, str, int, list[str]]] = [
     ("satisfaction-survey", "CSS", 7, ["send", "collect", "follow-up"]),
     ("training", "TRN", 5, ["schedule", "attend", "assess"]),
 ]
-ASSIGNEES = [f"person:user{n:03d}" for n in range(60)] + [
-    "role:support-lead", "role:manager", "role:on-call", "role:quality", "role:maintenance",
-]
+PEOPLE = [f"user{n:03d}" for n in range(60)]
 OPEN_STATUSES = [("waiting", 60), ("open", 30), ("escalated", 6), ("on-hold", 4)]
 CLOSED_STATUSES = [("closed", 85), ("rejected", 10), ("cancelled", 5)]
 
@@ -131,7 +129,8 @@ def build_rows(
                     "finished_at": None if last_open else started + span,
                     "due_at": due_at,
                     "escalated_at": escalated_at,
-                    "assignee": rng.choice(ASSIGNEES),
+                    "eligible": rng.sample(PEOPLE, rng.randint(1, 3)),
+                    "wait_kind": "person",
                 }
             )
     return cases, steps, counters
