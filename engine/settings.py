@@ -10,6 +10,8 @@ them late), never cached in a module of its own.
 
 from __future__ import annotations
 
+import os
+from functools import lru_cache
 from pathlib import Path
 
 import platformdirs
@@ -51,8 +53,17 @@ class Settings(BaseSettings):
         return value
 
 
+VARIABLES = ("AFTERCARE_DATABASE_URL", "AFTERCARE_PROCESSES", "AFTERCARE_SMTP_URL", "PREFECT_UI_URL", "PREFECT_API_URL")
+
+
 def current() -> Settings:
-    """The settings as the environment gives them now."""
+    """The settings as the environment gives them now (read again whenever a variable changed)."""
+    return _settings(tuple(os.environ.get(name) for name in VARIABLES))
+
+
+@lru_cache(maxsize=16)
+def _settings(values: tuple[str | None, ...]) -> Settings:
+    # Reading and validating costs ~0.2 ms; the variables themselves are the cache key.
     return Settings()
 
 

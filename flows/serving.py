@@ -9,6 +9,7 @@ from typing import Any
 from prefect.deployments.runner import RunnerDeployment
 from prefect.types.entrypoint import EntrypointType
 
+from aftercare.engine import settings
 from aftercare.engine.loader import Library, LoadedDefinition
 
 from .process_flow import build_flow, run_tags
@@ -101,9 +102,11 @@ def _recover(flow_names: list[str]) -> None:
 def worker_environment(library: Library) -> dict[str, str]:
     """What a worker's flow run process needs to find the definitions and the register."""
     env = {"AFTERCARE_PROCESSES": str(Path(library.root or "processes").resolve())}
-    for name in ("AFTERCARE_DATABASE_URL", "AFTERCARE_SMTP_URL"):
-        if os.environ.get(name):
-            env[name] = os.environ[name]
+    configured = settings.current()
+    if configured.database_url:
+        env["AFTERCARE_DATABASE_URL"] = configured.database_url
+    if configured.smtp_url:
+        env["AFTERCARE_SMTP_URL"] = configured.smtp_url
     return env
 
 

@@ -50,6 +50,7 @@ from email.utils import formataddr, formatdate, parseaddr
 from typing import IO, Any, Literal, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from aftercare.engine import settings
 from aftercare.engine.errors import AftercareError
 
 log = logging.getLogger(__name__)
@@ -357,8 +358,12 @@ class ChannelRouter:
 
     def smtp_settings(self) -> SmtpSettings | None:
         """The mail server to use now, or None (mail goes to the console)."""
-        env = os.environ if self._environ is None else self._environ
-        url = self._smtp_url if self._smtp_url is not None else env.get(SMTP_URL_ENV, "")
+        if self._smtp_url is not None:
+            url = self._smtp_url
+        elif self._environ is not None:
+            url = self._environ.get(SMTP_URL_ENV, "")
+        else:
+            url = settings.smtp_url() or ""
         if not url.strip():
             return None
         return SmtpSettings.from_url(self._expand(url), timeout=self.smtp_timeout)
