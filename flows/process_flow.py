@@ -87,7 +87,7 @@ def run_definition(definition: LoadedDefinition, library: Library, parameters: d
         record_process(flow_run.id)  # the liveness signal recovery reads (flows/recovery.py)
     register = Register()
     record = _case_for_run(register, definition, library, flow_run.id, list(flow_run.tags or []), parameters)
-    spec = definition.spec if record.definition_hash == definition.digest else case_spec(register, library, record)
+    spec = case_spec(register, library, record)  # the version the case started with
     _name_run(flow_run.id, flow_run.name, record)
     for listener in list(CASE_LISTENERS):
         listener(record.key, str(flow_run.id))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -119,7 +118,3 @@ def input_payload(step: HumanStep, *, by: str, decision: str | None, comment: st
         payload[name] = plain_value(value)
     return payload
 
-
-def is_enum(value: Any) -> bool:
-    """Whether a value is an Enum member."""
-    return isinstance(value, enum.Enum)
