@@ -54,3 +54,7 @@ class RegisterError(AftercareError, RuntimeError):
 
 class NotFoundError(AftercareError, LookupError):
     """A case, step, process or message that does not exist."""
+
+
+class ConfigurationError(AftercareError, ValueError):
+    """An environment variable of Aftercare's configuration has a value it cannot use."""

@@ -15,8 +15,10 @@ from functools import lru_cache
 from pathlib import Path
 
 import platformdirs
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .errors import ConfigurationError
 
 REGISTER_FILE = "register.db"
 
@@ -36,6 +38,8 @@ class Settings(BaseSettings):
     """``PREFECT_UI_URL``: the Prefect UI's address, when it is not the API's without ``/api``."""
     prefect_api_url: str | None = Field(default=None, validation_alias=AliasChoices("PREFECT_API_URL"))
     """``PREFECT_API_URL``: the Prefect server runs go to."""
+    debug: bool = False
+    """``AFTERCARE_DEBUG``: a command that fails unexpectedly prints its traceback too."""
 
     @field_validator("database_url", "smtp_url", "prefect_ui_url", "prefect_api_url", mode="before")
     @classmethod
@@ -53,18 +57,27 @@ class Settings(BaseSettings):
         return value
 
 
-VARIABLES = ("AFTERCARE_DATABASE_URL", "AFTERCARE_PROCESSES", "AFTERCARE_SMTP_URL", "PREFECT_UI_URL", "PREFECT_API_URL")
+VARIABLES = ("AFTERCARE_DATABASE_URL", "AFTERCARE_PROCESSES", "AFTERCARE_SMTP_URL", "AFTERCARE_DEBUG", "PREFECT_UI_URL", "PREFECT_API_URL")
 
 
 def current() -> Settings:
-    """The settings as the environment gives them now (read again whenever a variable changed)."""
+    """The settings as the environment gives them now (read again whenever a variable changed).
+
+    Raises:
+        ConfigurationError: a variable's value is not one Aftercare can use.
+    """
     return _settings(tuple(os.environ.get(name) for name in VARIABLES))
 
 
 @lru_cache(maxsize=16)
 def _settings(values: tuple[str | None, ...]) -> Settings:
     # Reading and validating costs ~0.2 ms; the variables themselves are the cache key.
-    return Settings()
+    try:
+        return Settings()
+    except ValidationError as error:
+        problem = error.errors(include_url=False)[0]
+        name = "AFTERCARE_" + str(problem["loc"][0]).upper() if problem["loc"] else "a variable"
+        raise ConfigurationError(f"{name}: {problem['msg']} (got {problem.get('input')!r})") from None
 
 
 def database_url() -> str:

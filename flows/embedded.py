@@ -69,6 +69,8 @@ def prefect_api(*, start_embedded: bool) -> Iterator[str | None]:
         return
     from prefect.server.api.server import SubprocessASGIServer
 
+    # No network for telemetry here (DESIGN.md); the temporary server's process inherits this.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     server = SubprocessASGIServer()
     # Prefect's own default (20 s) is too short on a busy machine; a first start also migrates its database.
     server.start(timeout=EMBEDDED_START_SECONDS)

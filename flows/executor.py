@@ -28,7 +28,7 @@ from aftercare.engine.case import CaseState, opening
 from aftercare.engine.clock import utc_now
 from aftercare.engine.errors import AnswerError, StepError
 from aftercare.engine.loader import Library
-from aftercare.engine.register import WAIT_PERSON, WAIT_TIMER, Register, StepRunRecord
+from aftercare.engine.register import CASE_QUEUED, WAIT_PERSON, WAIT_TIMER, Register, StepRunRecord
 from aftercare.engine.results import record_result, start_result, wait_result
 from aftercare.engine.spec import DecisionStep, EndStep, HumanStep, NotifyStep, ProcessSpec, RecordStep, StartStep, StepSpec, WaitStep
 from aftercare.notifications import Messenger
@@ -160,7 +160,7 @@ class PrefectExecutor:
                     parent_key=case.key,
                     started_by_step=step.id,
                     idempotency_key=f"{case.key}:{step.id}:{visit}:{index}",
-                    status="queued",
+                    status=CASE_QUEUED,
                 )
                 keys.append(child.key)
                 if child.flow_run_id is None and self.launch is not None:

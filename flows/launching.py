@@ -5,12 +5,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from aftercare.engine.register import Register
+from aftercare.engine.register import CASE_QUEUED, Register
 
 from .parameters import plain_value
 
 log = logging.getLogger(__name__)
-QUEUED = "queued"
 
 
 def deployment_name(process: str) -> str:
@@ -45,7 +44,7 @@ def launch_case(key: str, process: str, inputs: dict[str, Any]) -> str | None:
 def launch_queued(register: Register, limit: int = 100) -> list[str]:
     """Launch every queued case that has no flow run yet (the system flow calls this)."""
     launched = []
-    for record in register.cases(status=QUEUED, limit=limit):
+    for record in register.cases(status=CASE_QUEUED, limit=limit):
         if record.flow_run_id is None and launch_case(record.key, record.process, dict(record.inputs)):
             launched.append(record.key)
     return launched

@@ -96,7 +96,8 @@ def plain_value(value: Any) -> Any:
     if isinstance(value, (dt.datetime, dt.date)):
         return value.isoformat()
     if isinstance(value, pydantic.fields.FieldInfo):
-        return None if value.default is ... else plain_value(value.default)
+        # The signature's default of a parameter not given: no value for a required one.
+        return None if value.is_required() else plain_value(value.get_default(call_default_factory=True))
     if isinstance(value, Mapping):
         return {key: plain_value(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):

@@ -11,7 +11,7 @@ from prefect.context import FlowRunContext
 
 from aftercare.engine.case import CaseState, opening
 from aftercare.engine.clock import utc_now
-from aftercare.engine.errors import AnswerError
+from aftercare.engine.errors import AftercareError, AnswerError
 from aftercare.engine.loader import Library, LoadedDefinition
 from aftercare.engine.register import CaseRecord, Register
 from aftercare.engine.runner import run_case
@@ -109,13 +109,24 @@ def run_definition(definition: LoadedDefinition, library: Library, parameters: d
     )
     try:
         outcome = run_case(spec, library.team, executor, case)
-    except Exception:
-        # The step that failed was begun only in memory: write it, so the register shows
-        # where the case stopped (``aftercare show``), then let the run fail with its own error.
+    except (Exception, KeyboardInterrupt) as error:  # not Prefect's signals: a suspended run is not failed
+        # Nothing may look alive after a failed run: the step that failed (begun only in
+        # memory) is written, the case is closed as failed with the reason (`aftercare
+        # show`), and the run fails with its own error.
         with contextlib.suppress(Exception):
             executor.begin_pending(case)
+            register.fail_case(case.key, failure_reason(error))
         raise
     return {"case": case.key, "path": case.path, "outcome": outcome}
+
+
+def failure_reason(error: BaseException) -> str:
+    """Why a case's run stopped, in one line for the register."""
+    if isinstance(error, KeyboardInterrupt):
+        return "the run was interrupted before the case ended"
+    if isinstance(error, AftercareError):
+        return " ".join(str(error).split())
+    return f"{type(error).__name__}: {' '.join(str(error).split())}"
 
 
 def _case_for_run(

@@ -11,6 +11,8 @@ register, as the escalations flow does when the due really passes, and the run t
 from __future__ import annotations
 
 import _thread
+import contextlib
+import logging
 import sys
 import threading
 import time
@@ -19,6 +21,7 @@ from typing import Any
 
 from prefect import tags
 
+from aftercare.engine import settings
 from aftercare.engine.answers import is_late
 from aftercare.engine.answers_file import ScriptedAnswer, ScriptedAnswers
 from aftercare.engine.clock import utc_now
@@ -90,7 +93,11 @@ class AnswerFeeder:
                 if self._answer(run, key, told):
                     answered.add(key)
             except AftercareError as error:
+                # The run waits for an answer that will never come: the case fails with the
+                # reason, then the run is stopped.
                 self.error = error
+                with contextlib.suppress(AftercareError):
+                    self.register.fail_case(self.case_key, f"the scripted answer to {run.step_id!r} was refused: {error}", actor=SCRIPT_ACTOR)
                 self._interrupt_the_run()
                 return
 
@@ -146,6 +153,22 @@ class AnswerFeeder:
                 return
 
 
+class OneLineErrors(logging.Filter):
+    """Aftercare's own errors in a foreground run's log as their message, without Prefect's traceback.
+
+    The command prints the error in one line (DESIGN.md "The command line") and the
+    register keeps it with the failed case; ``AFTERCARE_DEBUG=1`` keeps the traceback.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], AftercareError):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+ENGINE_LOGGERS = ("prefect.flow_runs", "prefect.task_runs")
+
+
 def run_foreground(
     definition: LoadedDefinition, library: Library, inputs: Mapping[str, Any], answers: ScriptedAnswers | None = None
 ) -> dict[str, Any]:
@@ -153,6 +176,10 @@ def run_foreground(
     process_flow = build_flow(definition, library)
     feeder = AnswerFeeder(answers or ScriptedAnswers(), library)
     CASE_LISTENERS.append(feeder.on_case)
+    quiet = OneLineErrors()
+    if not settings.current().debug:
+        for name in ENGINE_LOGGERS:
+            logging.getLogger(name).addFilter(quiet)
     try:
         with tags(*run_tags(definition)):  # the tags a served or deployed run has from its deployment
             result: dict[str, Any] = process_flow(**dict(inputs))
@@ -163,4 +190,6 @@ def run_foreground(
     finally:
         CASE_LISTENERS.remove(feeder.on_case)
         feeder.stop()
+        for name in ENGINE_LOGGERS:
+            logging.getLogger(name).removeFilter(quiet)
     return result

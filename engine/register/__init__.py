@@ -4,7 +4,9 @@ from .database import default_url, dispose, engine_for
 from .migrate import current_revision, head_revision, upgrade
 from .records import (
     CASE_CLOSED,
+    CASE_FAILED,
     CASE_OPEN,
+    CASE_QUEUED,
     MESSAGE_DELIVERED,
     MESSAGE_FAILED,
     MESSAGE_PENDING,
@@ -12,6 +14,7 @@ from .records import (
     OPEN_STEP_STATUSES,
     STEP_ACTIVE,
     STEP_DONE,
+    STEP_FAILED,
     STEP_WAITING,
     WAIT_PERSON,
     WAIT_TIMER,
@@ -34,7 +37,9 @@ from .timeline import render_timeline
 
 __all__ = [
     "CASE_CLOSED",
+    "CASE_FAILED",
     "CASE_OPEN",
+    "CASE_QUEUED",
     "MESSAGE_DELIVERED",
     "MESSAGE_FAILED",
     "MESSAGE_PENDING",
@@ -42,6 +47,7 @@ __all__ = [
     "OPEN_STEP_STATUSES",
     "STEP_ACTIVE",
     "STEP_DONE",
+    "STEP_FAILED",
     "STEP_WAITING",
     "UNSET",
     "WAIT_PERSON",

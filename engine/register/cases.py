@@ -16,7 +16,7 @@ from .column_types import check_json, require_utc
 from .history import add_audit
 from .keys import allocate_key
 from .models import Case, StepRun
-from .records import CASE_CLOSED, CASE_OPEN, CaseRecord
+from .records import CASE_CLOSED, CASE_FAILED, CASE_OPEN, CASE_QUEUED, OPEN_STEP_STATUSES, STEP_FAILED, CaseRecord
 from .rows import (
     case_record,
     case_records,
@@ -191,6 +191,12 @@ class CaseStore(Store):
         with self._read() as session:
             return sorted(session.scalars(select(Case.process).distinct()))
 
+    def statuses(self) -> list[str]:
+        """The statuses cases have in the register, with the engine's own (open, closed, queued, failed), sorted."""
+        with self._read() as session:
+            found = set(session.scalars(select(Case.status).distinct()))
+        return sorted(found | {CASE_OPEN, CASE_CLOSED, CASE_QUEUED, CASE_FAILED})
+
     def update_case(
         self,
         key: str,
@@ -246,14 +252,29 @@ class CaseStore(Store):
         """
         when = require_utc(at, "at") if at else utc_now()
         with self._write() as session:
+            return _close(session, key, status, outcome, when, actor, "case.closed")
+
+    def fail_case(self, key: str, reason: str, *, at: datetime | None = None, actor: str = SYSTEM_ACTOR) -> CaseRecord:
+        """Close a case whose run failed and will not go on: status and outcome ``failed``, the reason audited.
+
+        In one transaction its open step runs end ``failed`` with ``{"error": reason}`` as
+        their result (nothing of it looks alive: no escalation, reminder or timer takes it
+        up), the case closes and the audit event ``case.failed`` keeps the reason, which
+        ``aftercare show`` prints. A closed case is returned unchanged.
+
+        Raises:
+            NotFoundError: no such case.
+        """
+        when = require_utc(at, "at") if at else utc_now()
+        with self._write() as session:
             state_row = case_state_row(session, key, lock=True)
-            if state_row.closed_at is not None:
-                return case_records(session, case_select().where(Case.id == state_row.id))[0]
-            state = case_state(state_row)
-            closing = {"status": status, "outcome": outcome, "closed_at": when, "current_step": None}
-            row = session.execute(_CLOSE_CASE, {"case_id": state_row.id, **closing}).one()
-            add_audit(session, row.id, "case.closed", actor, when, before=case_snapshot(state), after=case_snapshot({**state, **closing}))
-            return to_case_record(row, parent_key_of(session, row))
+            if state_row.closed_at is None:
+                session.execute(
+                    update(StepRun)
+                    .where(StepRun.case_id == state_row.id, StepRun.status.in_(OPEN_STEP_STATUSES))
+                    .values(status=STEP_FAILED, finished_at=when, result={"error": reason})
+                )
+            return _close(session, key, CASE_FAILED, CASE_FAILED, when, actor, "case.failed", detail=reason)
 
     def overdue_cases(self, now: datetime, *, limit: int = 1000) -> list[CaseRecord]:
         """Open cases whose SLA ``due_at`` passed and whose breach is not escalated yet."""
@@ -369,3 +390,17 @@ def audit_case_change(
     changed = [name for name in after if after[name] != before[name]]
     if changed:
         add_audit(session, case_id, "case.updated", actor, at, before={k: before[k] for k in changed}, after={k: after[k] for k in changed})
+
+
+def _close(
+    session: Session, key: str, status: str, outcome: str, when: datetime, actor: str, event: str, detail: str | None = None
+) -> CaseRecord:
+    """Close a case (unless it is closed already) with its status and outcome, audited as ``event``."""
+    state_row = case_state_row(session, key, lock=True)
+    if state_row.closed_at is not None:
+        return case_records(session, case_select().where(Case.id == state_row.id))[0]
+    state = case_state(state_row)
+    closing = {"status": status, "outcome": outcome, "closed_at": when, "current_step": None}
+    row = session.execute(_CLOSE_CASE, {"case_id": state_row.id, **closing}).one()
+    add_audit(session, row.id, event, actor, when, before=case_snapshot(state), after=case_snapshot({**state, **closing}), detail=detail)
+    return to_case_record(row, parent_key_of(session, row))

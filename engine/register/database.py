@@ -10,10 +10,12 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
 from ..settings import database_url
+from ..errors import RegisterError
 from .column_types import dumps_json
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -25,6 +27,21 @@ _WRITE_OPTION = "aftercare_write"
 
 _engines: dict[str, Engine] = {}
 _engines_lock = threading.Lock()
+
+
+def shown_url(url: str) -> str:
+    """A register URL fit for a message: its password hidden, or only its scheme when it does not parse."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return repr(url.split("://", 1)[0] + "://…") if "://" in url else repr(url[:40])
+
+
+def first_line(error: BaseException) -> str:
+    """An error's own message in one line (without SQLAlchemy's "Background on this error" link)."""
+    cause = getattr(error, "orig", None) or error
+    text = str(cause).strip().splitlines()
+    return text[0] if text else type(cause).__name__
 
 
 def default_url() -> str:
@@ -111,7 +128,13 @@ class Database:
 
     def __init__(self, url: str | None = None) -> None:
         self.url = url or default_url()
-        self.engine = engine_for(self.url)
+        try:
+            self.engine = engine_for(self.url)
+        except (ArgumentError, ValueError, ImportError) as error:
+            raise RegisterError(
+                f"the register URL {shown_url(self.url)} is not one Aftercare can use ({first_line(error)}); "
+                "give AFTERCARE_DATABASE_URL as sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/DATABASE"
+            ) from error
         self._writer = self.engine.execution_options(**{_WRITE_OPTION: True})
 
     @property

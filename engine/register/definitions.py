@@ -8,7 +8,7 @@ from ..clock import utc_now
 from ..errors import NotFoundError
 from .history import add_audit
 from .models import Definition
-from .records import CaseRecord
+from .records import CASE_OPEN, CASE_QUEUED, CaseRecord
 from .rows import case_record, case_row
 from .store import SYSTEM_ACTOR, Store
 
@@ -47,8 +47,8 @@ class DefinitionStore(Store):
             if case.flow_run_id != flow_run_id:
                 before = case.flow_run_id
                 case.flow_run_id = flow_run_id
-                if case.status == "queued":
-                    case.status = "open"
+                if case.status == CASE_QUEUED:
+                    case.status = CASE_OPEN
                 add_audit(
                     session, case.id, "case.run_attached", actor, utc_now(),
                     before={"flow_run_id": before}, after={"flow_run_id": flow_run_id},

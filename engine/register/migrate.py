@@ -8,12 +8,13 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.util.exc import CommandError
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
 from ..errors import RegisterError
-from .database import Database
+from .database import Database, first_line, shown_url
 from .models import Base
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -94,9 +95,16 @@ def ensure_migrated(database: Database) -> None:
 
 def _upgrade(database: Database) -> None:
     config = alembic_config(database.url)
-    with database.write_connection() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+    try:
+        with database.write_connection() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+    except CommandError as error:
+        # A revision this package does not ship: a newer Aftercare's register, or another tool's table.
+        raise RegisterError(
+            f"the register at {shown_url(database.url)} is at a revision this Aftercare does not know ({first_line(error)}); "
+            "use the Aftercare that migrated it, or another database"
+        ) from error
     _migrated.add(database.engine)
 
 

@@ -9,6 +9,7 @@ from typing import Any
 STEP_ACTIVE = "active"
 STEP_WAITING = "waiting"
 STEP_DONE = "done"
+STEP_FAILED = "failed"
 OPEN_STEP_STATUSES = (STEP_ACTIVE, STEP_WAITING)
 """A step run in one of these is still running; any other status is final."""
 
@@ -20,6 +21,10 @@ WAIT_KINDS = (WAIT_PERSON, WAIT_TIMER)
 
 CASE_OPEN = "open"
 CASE_CLOSED = "closed"
+CASE_QUEUED = "queued"
+"""A linked case opened by a ``start`` step, waiting for its flow run."""
+CASE_FAILED = "failed"
+"""A case whose run failed and will not go on (``Register.fail_case``)."""
 
 MESSAGE_PENDING = "pending"
 MESSAGE_SENDING = "sending"

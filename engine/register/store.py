@@ -7,12 +7,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Final
 
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from ..errors import RegisterError
-from .database import Database
+from .database import Database, first_line, shown_url
 from .migrate import ensure_migrated, upgrade
 
 SYSTEM_ACTOR = "aftercare"
@@ -49,7 +48,8 @@ class Store:
 
     def migrate(self) -> str:
         """Migrate the schema to the newest revision now; returns that revision."""
-        return upgrade(self._db.url)
+        with self._database_errors():
+            return upgrade(self._db.url)
 
     def close(self) -> None:
         """Close pooled connections (before dropping a database, or at exit)."""
@@ -79,5 +79,4 @@ class Store:
         try:
             yield
         except SQLAlchemyError as error:
-            where = make_url(self._db.url).render_as_string(hide_password=True)
-            raise RegisterError(f"the register at {where} failed: {error}") from error
+            raise RegisterError(f"the register at {shown_url(self._db.url)} failed: {first_line(error)}") from error

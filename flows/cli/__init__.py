@@ -50,3 +50,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as error:  # noqa: BLE001 - the contract: one line, never a traceback
+        print(f"aftercare {args.command}: {unexpected(error)}", file=sys.stderr)
+        if _debug():
+            raise
+        return 1
+
+
+def unexpected(error: Exception) -> str:
+    """One line for a failure no command expected: a server out of reach, a file, or a bug."""
+    import httpx
+
+    if isinstance(error, httpx.TransportError):
+        where = str(error.request.url) if _has_request(error) else "the Prefect API"
+        return f"cannot reach the Prefect server ({where}): {error}; is it running, and is PREFECT_API_URL right?"
+    if isinstance(error, OSError):
+        return f"{error.strerror or error}{f': {error.filename}' if error.filename else ''}"
+    text = " ".join(str(error).split())[:300]
+    return f"unexpected {type(error).__name__}: {text} (AFTERCARE_DEBUG=1 shows the traceback)"
+
+
+def _has_request(error: Exception) -> bool:
+    try:
+        return getattr(error, "request", None) is not None
+    except RuntimeError:  # httpx raises when an error has no request
+        return False
+
+
+def _debug() -> bool:
+    from aftercare.engine import settings
+
+    try:
+        return settings.current().debug
+    except AftercareError:
+        return False

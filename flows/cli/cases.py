@@ -7,12 +7,26 @@ import json
 from typing import Any
 
 
+MAX_LIMIT = 10_000
+
+
+def _limit(text: str) -> int:
+    """``--limit``: a whole number from 1 to :data:`MAX_LIMIT`."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= value <= MAX_LIMIT:
+        raise argparse.ArgumentTypeError(f"{value} is not between 1 and {MAX_LIMIT}")
+    return value
+
+
 def add_parsers(sub: Any) -> None:
     """Add the ``cases`` and ``show`` parsers."""
     p = sub.add_parser("cases", help="list cases in the register")
     p.add_argument("--status")
     p.add_argument("--process")
-    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--limit", type=_limit, default=50, metavar="N", help=f"at most N cases, 1 to {MAX_LIMIT} (default 50)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cases)
 
@@ -32,6 +46,8 @@ def cases(args: argparse.Namespace) -> int:
     records = register.cases(status=args.status, process=args.process, limit=args.limit)
     if not records and args.process and args.process not in (known := register.processes()):
         raise NotFoundError(f"no case of process {args.process!r} in the register{did_you_mean(args.process, known)}")
+    if not records and args.status and args.status not in (statuses := register.statuses()):
+        raise NotFoundError(f"no case in status {args.status!r} in the register{did_you_mean(args.status, statuses)}")
     if args.json:
         print(json.dumps([{"case": r.key, "process": r.process, "status": r.status, "outcome": r.outcome,
                            "title": r.title, "step": r.current_step, "opened_at": r.opened_at.isoformat()} for r in records],

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from aftercare.engine.errors import NotFoundError
+from aftercare.engine.errors import AftercareError, NotFoundError
 
 SHIPPED_SCHEMA_LINE = "# yaml-language-server: $schema=../docs/aftercare.schema.json"
 LOCAL_SCHEMA_LINE = "# yaml-language-server: $schema=./aftercare.schema.json"
@@ -36,6 +36,8 @@ def init(args: argparse.Namespace) -> int:
     from aftercare.engine.schema import process_schema
 
     target = Path(args.folder)
+    if target.exists() and not target.is_dir():
+        raise AftercareError(f"{target} is a file, not a folder; give a folder to start (or a new name)")
     target.mkdir(parents=True, exist_ok=True)
     shipped = shipped_library()
     copied = 0

@@ -61,8 +61,41 @@ def test_run_refuses_an_answer_from_someone_the_step_does_not_name(user_env: dic
     done = aftercare(user_env, "run", "issue-resolution", "--inputs", str(INPUTS), "--answers", str(answers))
     assert done.returncode == 1
     assert "'wang.fang' may not answer step 'triage': its assignee names li.na" in done.stderr
-    events = register_of(user_env).audit_events("ISS-0001")
+    assert "Traceback" not in done.stderr
+    register = register_of(user_env)
+    events = register.audit_events("ISS-0001")
     assert any(e.event == "answer.refused" and e.actor == "wang.fang" for e in events)
+    # Nothing is left looking alive: the case failed with the reason, its waiting step too.
+    case = register.case("ISS-0001")
+    assert (case.status, case.outcome, case.is_open) == ("failed", "failed", False)
+    [triage] = [run for run in register.step_runs("ISS-0001") if run.step_id == "triage"]
+    assert triage.status == "failed" and "was refused" in (triage.result or {}).get("error", "")
+    shown = aftercare(user_env, "show", "ISS-0001")
+    assert "case.failed" in shown.stdout and "the scripted answer to 'triage' was refused" in shown.stdout
+
+
+def test_a_run_that_fails_in_a_step_leaves_its_case_failed_with_the_reason(user_env: dict[str, str], tmp_path: Path) -> None:
+    folder = tmp_path / "processes"
+    folder.mkdir()
+    (folder / "team.yaml").write_text((ROOT / "processes/team.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    (folder / "meet.yaml").write_text(
+        "process: meet\ntitle: Meet\nversion: 1\nkey: MEE\ninputs:\n  when: {type: string}\nsteps:\n"
+        "  - {id: note, type: notify, to: [role:support-lead], message: 'Meeting {{ inputs.when }}'}\n"
+        "  - {id: meeting, type: wait, until: '{{ inputs.when }}'}\n"
+        "  - {id: done, type: end, outcome: held}\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "inputs.yaml").write_text("when: soon\n", encoding="utf-8")
+    done = aftercare(user_env, "run", str(folder / "meet.yaml"), "--inputs", str(tmp_path / "inputs.yaml"))
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "until gave 'soon', not a date or datetime" in done.stderr.strip().splitlines()[-1]
+    register = register_of(user_env)
+    case = register.case("MEE-0001")
+    assert (case.status, case.is_open) == ("failed", False)
+    steps = {run.step_id: run for run in register.step_runs("MEE-0001")}
+    assert steps["note"].status == "done" and steps["meeting"].status == "failed"
+    assert "until gave 'soon'" in (steps["meeting"].result or {})["error"]
+    assert register.open_steps() == []
 
 
 def test_answer_from_another_shell_while_run_waits(user_env: dict[str, str], tmp_path: Path) -> None:
