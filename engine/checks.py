@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import difflib
+import re
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
@@ -28,9 +28,9 @@ from .spec import (
     WaitStep,
     is_human,
 )
-from .suggest import did_you_mean
-from .team import TeamSpec
-from .values import coerce
+from .suggest import closest, did_you_mean
+from .team import TeamSpec, channel_problem
+from .values import coerce, parse_moment
 from .yaml_source import PathKey, SourceDocument, format_path
 
 HUMAN_OUTPUTS = frozenset({"decision", "comment", "by", "approved_by", "rejected_by", "answered_at", "answers", "visit"})
@@ -42,6 +42,11 @@ AUTOMATIC_OUTPUTS: dict[str, frozenset[str]] = {
     "wait": frozenset({"until", "fired_at"}),
     "end": frozenset({"outcome"}),
 }
+_TIMEZONE = re.compile(r"^[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+)*$")
+_LONGEST_TIMEZONE = 64  # the longest IANA name, America/Argentina/ComodRivadavia, has 32
+_LONGEST_CRON = 200
+_LONGEST_RRULE = 1000
+_LISTED = 12  # names a message lists before it says "and N more"
 NOTIFICATION_NAMES = frozenset({"recipient", "step", "links", "answer_command", "message", "reason", "subject"})
 SCOPE_ROOTS = frozenset({"inputs", "case", "now", "steps"})
 
@@ -56,10 +61,15 @@ class DefinitionChecker:
         team: TeamSpec | None,
         catalog: Mapping[str, ProcessSpec],
         templates: Mapping[str, str] | None = None,
+        *,
+        team_has_problems: bool = False,
     ) -> None:
+        """``team_has_problems``: there is a team file, but it did not load (its own problems say why),
+        so references to people and roles go unchecked rather than reported as having no team."""
         self.spec = spec
         self.document = document
         self.team = team
+        self.team_has_problems = team_has_problems
         self.catalog = catalog
         self.templates = templates
         self.problems: list[Problem] = []
@@ -129,8 +139,7 @@ class DefinitionChecker:
         return graph
 
     def _meant(self, target: str) -> str | None:
-        close = difflib.get_close_matches(target, list(self.step_path), n=1, cutoff=0.6)
-        return close[0] if close else None
+        return closest(target, self.step_path)
 
     def _reachability_and_loops(self) -> None:
         graph = self._graph()
@@ -152,7 +161,8 @@ class DefinitionChecker:
             leaves = any(target is None or target not in component for node in component for target in graph[node])
             if not leaves:
                 first = min(component, key=lambda node: self.step_path[node][1])
-                members = ", ".join(sorted(component, key=lambda node: self.step_path[node][1]))
+                ordered = sorted(component, key=lambda node: self.step_path[node][1])
+                members = ", ".join(ordered[:_LISTED]) + (f" and {len(ordered) - _LISTED:,} more" if len(ordered) > _LISTED else "")
                 self._add((*self.step_path[first], "id"), f"loop with no exit: steps {members} only lead to each other")
 
     # --- inputs and schedule ---------------------------------------------------------
@@ -170,33 +180,56 @@ class DefinitionChecker:
     def _inputs_and_schedule(self) -> None:
         for name, field in self.spec.inputs.items():
             self._field(("inputs", name), name, field)
+        sla = self.spec.sla
+        if sla is not None and sla.escalate_to is not None:
+            refs = (sla.escalate_to,) if isinstance(sla.escalate_to, str) else sla.escalate_to
+            self._references(("sla", "escalate_to"), refs, people_only=False)
         schedule = self.spec.schedule
         if schedule is not None:
-            try:
-                zone = ZoneInfo(schedule.timezone)
-            except (ZoneInfoNotFoundError, ValueError):
-                self._add(("schedule", "timezone"), f"unknown timezone {schedule.timezone!r}; use an IANA name such as Asia/Shanghai or UTC")
-                zone = None
+            zone = self._timezone(schedule.timezone)
             if schedule.cron is not None:
                 self._cron(schedule.cron)
             if schedule.rrule is not None:
                 self._rrule(schedule.rrule, zone)
             self._constant_inputs(("schedule", "inputs"), self.spec, schedule.inputs, "the schedule")
 
+    def _timezone(self, name: str) -> ZoneInfo | None:
+        hint = "use an IANA name such as Asia/Shanghai or UTC"
+        if len(name) > _LONGEST_TIMEZONE or not _TIMEZONE.match(name):  # before ZoneInfo opens a file by that name
+            self._add(("schedule", "timezone"), f"{_quoted(name)} is not a timezone; {hint}")
+            return None
+        try:
+            return ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            self._add(("schedule", "timezone"), f"unknown timezone {name!r}; {hint}")
+            return None
+
     def _cron(self, text: str) -> None:
         from cronsim import CronSim, CronSimError
 
+        fields = text.split()
+        five = "five fields: minute hour day month weekday"
+        if len(text) > _LONGEST_CRON:
+            self._add(("schedule", "cron"), f"invalid cron {_quoted(text)}: longer than {_LONGEST_CRON} characters; {five}")
+            return
+        if len(fields) != 5:
+            extra = " (no seconds, no year)" if len(fields) > 5 else ""
+            self._add(("schedule", "cron"), f"invalid cron {text!r}: {len(fields)} field(s); {five}{extra}, such as '0 9 * * MON'")
+            return
         try:
             CronSim(text, datetime(2026, 1, 1))
-        except (CronSimError, ValueError, KeyError) as error:
-            self._add(("schedule", "cron"), f"invalid cron {text!r}: {error}; five fields: minute hour day month weekday")
+        except (CronSimError, ValueError, KeyError, IndexError, OverflowError) as error:
+            self._add(("schedule", "cron"), f"invalid cron {text!r}: {error}; {five}")
 
     def _rrule(self, text: str, zone: ZoneInfo | None) -> None:
         from dateutil.rrule import rrulestr
 
+        if len(text) > _LONGEST_RRULE:
+            self._add(("schedule", "rrule"), f"invalid rrule {_quoted(text)}: longer than {_LONGEST_RRULE} characters")
+            return
         try:
             rrulestr(text, dtstart=datetime(2026, 1, 1, tzinfo=zone))
-        except (ValueError, TypeError) as error:
+        except (ValueError, TypeError, KeyError, IndexError, OverflowError, AttributeError) as error:
             self._add(("schedule", "rrule"), f"invalid rrule {text!r}: {error}")
 
     def _constant_inputs(self, path: PathKey, target: ProcessSpec, given: Mapping[str, Any], who: str) -> None:
@@ -232,14 +265,24 @@ class DefinitionChecker:
         elif isinstance(step, StartStep):
             self._start(path, step)
         elif isinstance(step, WaitStep) and step.until is not None:
-            self._template((*path, "until"), step.until)
+            if expressions.is_template(step.until):
+                self._template((*path, "until"), step.until)
+            else:
+                self._until((*path, "until"), step.until)
+
+    def _until(self, path: PathKey, text: str) -> None:
+        """A literal ``until``: the date or datetime the runner will read (``values.parse_moment``)."""
+        try:
+            parse_moment(text)
+        except ValueError as error:
+            self._add(path, str(error))
 
     def _human(self, path: PathKey, step: ApprovalStep | FormStep | ChecklistStep) -> None:
         for name, field in step.form.items():
             self._field((*path, "form", name), name, field)
         before = len(self.problems)
         eligible = self._references((*path, "assignee"), step.assignees, people_only=True)
-        eligible_known = len(self.problems) == before  # an unknown role already said why nobody is eligible
+        eligible_known = len(self.problems) == before and self.team is not None  # an unknown role already said why nobody is eligible
         if isinstance(step, ApprovalStep) and eligible is not None and len(eligible) < step.quorum and eligible_known:
             self._add((*path, "quorum"), f"quorum {step.quorum} needs {step.quorum} distinct eligible people, but the assignee names only {len(eligible)} ({', '.join(eligible)})")
         if step.escalate_to is not None:
@@ -265,12 +308,15 @@ class DefinitionChecker:
             if "://" in reference or (not people_only and not sep and reference in ("email", "console")):
                 if people_only:
                     self._add(where, f"{reference!r} is a channel; an assignee is role:NAME or person:NAME")
+                elif problem := channel_problem(reference):
+                    self._add(where, problem)
                 continue
             if not sep or kind not in ("role", "person"):
                 self._add(where, f"{reference!r} is not a reference; write role:NAME or person:NAME" + ("" if people_only else ", or a channel URL"))
                 continue
             if self.team is None:
-                self._add(where, f"cannot check {reference!r}: no team.yaml beside the definition or in a folder above it")
+                if not self.team_has_problems:
+                    self._add(where, f"cannot check {reference!r}: no team.yaml beside the definition or in a folder above it")
                 continue
             if kind == "role":
                 if name not in self.team.roles:
@@ -397,6 +443,49 @@ class DefinitionChecker:
             message = self._name_problem(use.root, path_read, known_extra)
             if message:
                 self._add(path, message + where)
+        kind = "expression" if expression else "template"
+        for problem in expressions.template_problems(source, expression=expression, message_template=in_template is not None):
+            self._add(path, f"{kind}{where} {problem}")
+        # A step read before it can have run is empty (the undefined policy), which is legal
+        # when some path runs it first. It is refused only when that is certain: no path of
+        # the step graph leads from the step read to the step whose template reads it (itself
+        # included, unless a loop comes back to it). The graph is built once per checker, and
+        # only when every step id is unique and every jump target exists (else the other
+        # problems come first).
+        here = self.spec.steps[path[1]].id if path[:1] == ("steps",) and len(path) > 1 and isinstance(path[1], int) else None
+        shadowed = known_extra | expressions.JINJA_GLOBALS | SCOPE_ROOTS  # names the scope gives before step ids
+        read: list[str] = []
+        for use in uses:
+            read_id = (use.path[0] if use.path else None) if use.root == "steps" else None if use.root in shadowed | subtracted else use.root
+            if read_id is not None and read_id in self.step_path and read_id not in read:
+                read.append(read_id)
+        if here is None or not read:
+            return
+        order: dict[str, Any] = self.__dict__.setdefault("_template_step_order", {})  # cached for every template of the definition
+        if "reach" not in order:
+            order["reach"] = None
+            sound = len(self.step_path) == len(self.spec.steps) and all(t in self.step_path for step in self.spec.steps for _, t in self._targets(step))
+            if sound:
+                graph = {step.id: [exit_.target for exit_ in router.exits(self.spec, step)] for step in self.spec.steps}
+                # per strongly connected component, the components one or more edges lead to, as bits;
+                # Tarjan finds a component after every component it leads to, so theirs are known
+                component_of: dict[str, int] = {}
+                reach: list[int] = []
+                for number, component in enumerate(strongly_connected(graph)):
+                    component_of.update(dict.fromkeys(component, number))
+                    bits = 0
+                    for target in (t for member in component for t in graph[member] if t is not None):
+                        other = component_of[target]
+                        bits |= (1 << other) | (reach[other] if other != number else 0)
+                    reach.append(bits)
+                order["reach"] = (component_of, reach)
+        if order["reach"] is None:
+            return
+        component_of, reach = order["reach"]
+        for read_id in read:
+            if not reach[component_of[read_id]] >> component_of[here] & 1:
+                back = "back to it" if read_id == here else f"to {here!r}"
+                self._add(path, f"{kind}{where} reads step {read_id!r}, which never runs before step {here!r}: no path leads from {read_id!r} {back}, so it is always empty here")
 
     def _name_problem(self, root: str, path: tuple[str, ...], extra: frozenset[str]) -> str | None:
         if root in expressions.JINJA_GLOBALS or root in extra:
@@ -439,6 +528,11 @@ class DefinitionChecker:
         if name in outputs:
             return None
         return f"step {step_id!r} has no field {name!r}{did_you_mean(name, outputs)}; it has {', '.join(sorted(outputs))}"
+
+
+def _quoted(text: str, limit: int = 60) -> str:
+    """A value quoted for a message, cut to ``limit`` characters (a 5,000-character timezone stays one line)."""
+    return repr(text) if len(text) <= limit else repr(text[: limit - 3]) + f"... ({len(text):,} characters)"
 
 
 def _hint(name: str, known: Mapping[str, Any], what: str) -> str:

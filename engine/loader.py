@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import re
+import types
 import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -124,9 +126,11 @@ def _explain(document: SourceDocument, model: type[BaseModel], item: Any) -> tup
     loc = tuple(item["loc"])
     kind = item["type"]
     if kind == "invalid_key" or (loc and loc[-1] == "[key]"):
-        # a number, date or list used as a mapping key
         key_loc = loc[:-1] if loc[-1] == "[key]" else loc
-        return _data_path(document.data, key_loc), f"a key must be text, got {item.get('input')!r}; quote it", True
+        if kind == "value_error":  # a name refused by its own rule (an input named 'from')
+            return _data_path(document.data, key_loc), str(item["msg"]).removeprefix("Value error, "), True
+        # a number, date or list used as a mapping key
+        return _data_path(document.data, key_loc), f"a key must be text, got {_shown(item.get('input'))}; quote it", True
     path = _data_path(document.data, loc)
     if kind == "extra_forbidden":
         owner = _model_at(model, document.data, path[:-1])
@@ -150,11 +154,20 @@ def _explain(document: SourceDocument, model: type[BaseModel], item: Any) -> tup
         described = _PATTERNS.get(pattern)
         message = f"{value!r} is not {described} (pattern {pattern})" if described else f"{value!r} does not match the pattern {pattern}"
     elif kind in _PLAIN_MESSAGES:
-        shown = repr(value)
-        message = f"{_PLAIN_MESSAGES[kind]} (got {shown if len(shown) <= 60 else shown[:57] + '...'})"
+        message = f"{_PLAIN_MESSAGES[kind]} (got {_shown(value)})"
+        if kind == "string_type" and isinstance(value, date):
+            message += "; quote it to keep it as text"
     elif not isinstance(value, (dict, list)) and kind not in ("value_error", "assertion_error"):
-        message = f"{message} (got {value!r})"
+        message = f"{message} (got {_shown(value)})"
     return path, message, False
+
+
+def _shown(value: Any) -> str:
+    """A value as messages quote it: its repr, cut to 60 characters; a YAML date as the text it was."""
+    if isinstance(value, date):  # a datetime too
+        return repr(value.isoformat())
+    shown = repr(value)
+    return shown if len(shown) <= 60 else shown[:57] + "..."
 
 
 def _has(data: Any, path: PathKey) -> bool:
@@ -190,47 +203,57 @@ def _data_path(data: Any, loc: tuple[Any, ...]) -> PathKey:
 
 
 def _model_at(model: type[BaseModel], data: Any, path: PathKey) -> type[BaseModel] | None:
-    """The pydantic model that validates the mapping at ``path``."""
+    """The pydantic model that validates the mapping at ``path`` (an input field, a branch, a checklist item...)."""
     current: Any = model
     node = data
     for part in path:
+        current = _resolve(current, node)
         if isinstance(node, dict):
-            node = node.get(part)
+            child = node.get(part)
         else:
-            node = node[part] if isinstance(node, list) and isinstance(part, int) and part < len(node) else None
-        current = _descend(current, part, node)
+            child = node[part] if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node) else None
+        current = _member(current, part)
         if current is None:
             return None
+        node = child
+    current = _resolve(current, node)
     return current if isinstance(current, type) and issubclass(current, BaseModel) else None
 
 
-def _descend(annotation: Any, part: str | int, node: Any) -> Any:
+def _member(annotation: Any, part: str | int) -> Any:
+    """The type of one member of a model (its field), of a mapping (its values) or of a list (its items)."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         info = annotation.model_fields.get(str(part))
-        return _unwrap(info.annotation, node) if info else None
-    return _unwrap(annotation, node)
+        return info.annotation if info else None
+    origin = typing.get_origin(annotation)
+    args = [arg for arg in typing.get_args(annotation) if arg is not Ellipsis]
+    if origin in (dict, Mapping):
+        return args[1] if len(args) > 1 else None
+    if origin in (tuple, list):
+        return args[0] if args else None
+    return None
 
 
-def _unwrap(annotation: Any, node: Any) -> Any:
-    """Pick the member of a container or union type that fits the node."""
+def _resolve(annotation: Any, node: Any) -> Any:
+    """Strip ``Annotated`` and pick the member of a union that fits the node (a step by its ``type``)."""
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if origin is typing.Annotated:
-        return _unwrap(args[0], node)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        return _resolve(args[0], node)
+    if origin in (typing.Union, types.UnionType):
+        members = [candidate for candidate in args if candidate is not type(None)]
         if isinstance(node, dict) and "type" in node:
-            for candidate in args:
+            for candidate in members:
                 if isinstance(candidate, type) and issubclass(candidate, BaseModel):
                     literal = candidate.model_fields.get("type")
                     if literal is not None and node["type"] in typing.get_args(literal.annotation):
                         return candidate
-        for candidate in args:
-            if candidate is not type(None):
-                return _unwrap(candidate, node)
-    if origin in (dict, Mapping):
-        return args[1] if args else None
-    if origin in (tuple, list):
-        return args[0] if args else None
+        fitting: tuple[Any, ...] = (dict, Mapping) if isinstance(node, dict) else (tuple, list) if isinstance(node, list) else ()
+        for candidate in members:  # str | tuple[str, ...]: the one the node is
+            model = isinstance(candidate, type) and issubclass(candidate, BaseModel)
+            if typing.get_origin(candidate) in fitting or (model and isinstance(node, dict)):
+                return _resolve(candidate, node)
+        return _resolve(members[0], node) if members else None
     return annotation
 
 
@@ -251,18 +274,40 @@ def load_team(path: Path, display: str | None = None) -> TeamSpec:
     Raises:
         DefinitionError: every problem of the file, with positions.
     """
-    document = read_yaml(path, display)
-    team: TeamSpec = validate_shape(document, TeamSpec)
-    problems: list[Problem] = []
-    for role, role_spec in team.roles.items():
-        for index, member in enumerate(role_spec.members):
-            if member not in team.people:
-                raw = document.data["team"]["roles"][role]
-                where: PathKey = ("team", "roles", role, index) if isinstance(raw, list) else ("team", "roles", role, "members", index)
-                problems.append(document.problem(where, f"unknown person {member!r}{did_you_mean(member, team.people)}"))
-    if problems:
+    return team_from_document(read_yaml(path, display))
+
+
+def team_from_document(document: SourceDocument) -> TeamSpec:
+    """A team file's shape, then its roles' members: every problem of the file at once.
+
+    Raises:
+        DefinitionError: every problem of the file, with positions.
+    """
+    try:
+        team: TeamSpec = validate_shape(document, TeamSpec)
+    except DefinitionError as error:
+        raise DefinitionError([*error.problems, *_unknown_members(document)]) from None
+    if problems := _unknown_members(document):
         raise DefinitionError(problems)
     return team
+
+
+def _unknown_members(document: SourceDocument) -> list[Problem]:
+    """Role members who are not people of the team, read from the file as written (its shape may be wrong elsewhere)."""
+    body = document.data.get("team") if isinstance(document.data, dict) else None
+    people = body.get("people") if isinstance(body, dict) else None
+    roles = body.get("roles") if isinstance(body, dict) else None
+    if not isinstance(people, dict) or not isinstance(roles, dict):
+        return []
+    problems: list[Problem] = []
+    for role, raw in roles.items():
+        listed, where = (raw, ("team", "roles", role)) if isinstance(raw, list) else (raw.get("members") if isinstance(raw, dict) else None, ("team", "roles", role, "members"))
+        if not isinstance(listed, list):
+            continue
+        for index, member in enumerate(listed):
+            if isinstance(member, str) and member not in people:
+                problems.append(document.problem((*where, index), f"unknown person {member!r}{did_you_mean(member, people)}"))
+    return problems
 
 
 def find_team_file(start: Path) -> Path | None:

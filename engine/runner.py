@@ -8,7 +8,7 @@ replay asks the executor for the recorded result first.
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timezone
+from datetime import datetime, timezone
 from typing import Any, Protocol
 
 from . import expressions, router
@@ -30,6 +30,7 @@ from .spec import (
     is_human,
 )
 from .team import TeamSpec
+from .values import parse_moment
 
 
 class StepExecutor(Protocol):
@@ -160,15 +161,9 @@ def wait_until(step: WaitStep, scope: dict[str, Any], now: datetime) -> datetime
     assert step.until is not None
     value = expressions.resolve_value(step.until, scope)
     try:
-        if isinstance(value, datetime):
-            moment = value
-        elif isinstance(value, date):
-            moment = datetime.combine(value, time(0, 0))
-        else:
-            text = str(value).strip()
-            moment = datetime.fromisoformat(text) if "T" in text or " " in text else datetime.combine(date.fromisoformat(text), time(0))
-    except ValueError:
-        raise StepError(f"step {step.id!r}: until gave {value!r}, not a date or datetime") from None
+        moment = parse_moment(value)
+    except ValueError as error:
+        raise StepError(f"step {step.id!r}: until gave {value!r}, not a date or datetime") from error
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=now.tzinfo or timezone.utc)
     return moment

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import keyword
+import re
+from datetime import date
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, field_validator, model_validator
+from pydantic.config import JsonDict
 
 from .durations import parse_duration
 
@@ -12,6 +16,45 @@ FIELD_TYPES = ("string", "text", "integer", "number", "boolean", "date", "dateti
 FieldType = Literal["string", "text", "integer", "number", "boolean", "date", "datetime", "choice", "person", "list"]
 IDENTIFIER = r"^[a-z][a-z0-9_-]*$"
 KEBAB = r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$"
+MAX_INT = 2**31 - 1
+"""The largest version or quorum: what the register's integer columns hold on every database."""
+FIELD_NAME = r"^[A-Za-z][A-Za-z0-9_]*$"
+"""An input or form field name: templates read it as ``inputs.NAME`` or ``step.NAME``, the flow as a
+keyword parameter, the Prefect UI as a field of a pydantic model."""
+MODEL_ATTRIBUTES = frozenset(name for name in dir(BaseModel) if not name.startswith("_"))
+"""The attributes of the pydantic model a form becomes (``json``, ``copy``, ``model_dump``...): no field may shadow them."""
+_JINJA_LITERALS = ("true", "false", "none")
+
+
+def _field_name(name: str) -> str:
+    """An input or form field name must be an identifier the flow's parameters, forms and templates can use."""
+    if not re.match(FIELD_NAME, name) or not name.isascii():
+        plain = re.sub(r"[^A-Za-z0-9_]+", "_", name).strip("_")
+        plain = f"n_{plain}" if plain[:1].isdigit() else plain
+        hint = f"; did you mean {plain!r}?" if plain and re.match(FIELD_NAME, plain) and plain.isascii() else ""
+        shown = repr(name) if len(name) <= 40 else repr(name[:37]) + "..."
+        raise ValueError(f"field name {shown} is not an identifier: a letter, then letters, digits or '_' (no spaces, no '-'){hint}")
+    if keyword.iskeyword(name) or name.lower() in _JINJA_LITERALS:
+        raise ValueError(
+            f"field name {name!r} is a Python keyword or a Jinja literal: the process's parameters and forms cannot use it; did you mean '{name}_'?"
+        )
+    if name in MODEL_ATTRIBUTES or name.startswith("model_"):
+        raise ValueError(f"field name {name!r} is reserved: the form a person fills in has an attribute of that name; choose another, such as '{name}_value'")
+    return name
+
+
+FieldName = Annotated[str, AfterValidator(_field_name)]
+_FIELD_NAMES_SCHEMA: JsonDict = {"propertyNames": {"pattern": FIELD_NAME}}
+
+
+def _step_ref(target: str) -> str:
+    if not target.strip():
+        raise ValueError("an empty step id; name the step to go to, or leave the field out")
+    return target
+
+
+StepRef = Annotated[str, AfterValidator(_step_ref)]
+"""Where a step goes (``next``, ``on_reject``, a branch...): a step id, checked against the steps by the second pass."""
 
 
 class SpecModel(BaseModel):
@@ -26,17 +69,37 @@ def _check_duration(value: str | None) -> str | None:
     return value
 
 
+References = str | tuple[str, ...]
+
+
+def _someone(field: str, *, optional: bool = False) -> Any:
+    """A validator: the references of ``field`` (assignee, escalate_to) name someone, not nothing."""
+    what = "role:NAME, person:NAME or a template giving a person" + (", or leave it out" if optional else "")
+
+    def check(value: References | None) -> References | None:
+        if value is None:
+            return value
+        references = (value,) if isinstance(value, str) else value
+        if not references:
+            raise ValueError(f"{field} is an empty list; name who: {what}")
+        if any(not reference.strip() for reference in references):
+            raise ValueError(f"{field} is empty; name who: {what}")
+        return value
+
+    return check
+
+
 class FieldSpec(SpecModel):
     """A typed field of a start form (``inputs``) or of a human step's ``form``."""
 
     type: FieldType = "string"
     title: str | None = None
     description: str | None = None
-    required: bool = True
+    required: StrictBool = True
     default: Any = None
     choices: tuple[str, ...] | None = None
-    minimum: float | None = None
-    maximum: float | None = None
+    minimum: StrictFloat | None = None
+    maximum: StrictFloat | None = None
 
     @model_validator(mode="after")
     def _choices_fit_type(self) -> FieldSpec:
@@ -62,7 +125,7 @@ class ScheduleSpec(SpecModel):
     rrule: str | None = None
     timezone: str = "UTC"
     inputs: dict[str, Any] = Field(default_factory=dict)
-    active: bool = True
+    active: StrictBool = True
 
     _interval = field_validator("interval")(_check_duration)
 
@@ -81,6 +144,7 @@ class SlaSpec(SpecModel):
     escalate_to: str | tuple[str, ...] | None = None
 
     _due = field_validator("due")(_check_duration)
+    _escalate_to = field_validator("escalate_to")(_someone("escalate_to", optional=True))
 
 
 class StepBase(SpecModel):
@@ -89,20 +153,22 @@ class StepBase(SpecModel):
     id: str = Field(pattern=IDENTIFIER)
     title: str | None = None
     description: str | None = None
-    next: str | None = None
+    next: StepRef | None = None
 
 
 class HumanStepBase(StepBase):
     """A step a person answers: who may, by when, and what they fill in."""
 
     assignee: str | tuple[str, ...]
-    form: dict[str, FieldSpec] = Field(default_factory=dict)
+    form: dict[FieldName, FieldSpec] = Field(default_factory=dict, json_schema_extra=_FIELD_NAMES_SCHEMA)
     due: str | None = None
     escalate_to: str | tuple[str, ...] | None = None
-    on_timeout: str | None = None
+    on_timeout: StepRef | None = None
     remind_every: str | None = None
 
     _durations = field_validator("due", "remind_every")(_check_duration)
+    _assignee = field_validator("assignee")(_someone("assignee"))
+    _escalate_to = field_validator("escalate_to")(_someone("escalate_to", optional=True))
 
     @field_validator("form")
     @classmethod
@@ -123,8 +189,8 @@ class ApprovalStep(HumanStepBase):
     """Approve or reject, with a comment and the form's fields; quorum and veto."""
 
     type: Literal["approval"]
-    quorum: int = Field(default=1, ge=1)
-    on_reject: str | None = None
+    quorum: StrictInt = Field(default=1, ge=1, le=MAX_INT)
+    on_reject: StepRef | None = None
 
 
 class FormStep(HumanStepBase):
@@ -138,7 +204,7 @@ class ChecklistItemSpec(SpecModel):
 
     id: str = Field(pattern=IDENTIFIER)
     label: str
-    weight: float = Field(default=1.0, gt=0)
+    weight: StrictFloat = Field(default=1.0, gt=0)
 
 
 class ChecklistStep(HumanStepBase):
@@ -146,8 +212,8 @@ class ChecklistStep(HumanStepBase):
 
     type: Literal["checklist"]
     items: tuple[ChecklistItemSpec, ...] = Field(min_length=1)
-    pass_mark: float = Field(default=100, ge=0, le=100)
-    on_fail: str | None = None
+    pass_mark: StrictFloat = Field(default=100, ge=0, le=100)
+    on_fail: StepRef | None = None
 
     @field_validator("items")
     @classmethod
@@ -164,7 +230,7 @@ class BranchSpec(SpecModel):
     """One branch of a decision: taken when its expression holds."""
 
     when: str
-    next: str
+    next: StepRef
 
 
 class DecisionStep(StepBase):
@@ -172,7 +238,7 @@ class DecisionStep(StepBase):
 
     type: Literal["decision"]
     branches: tuple[BranchSpec, ...] = Field(min_length=1)
-    otherwise: str
+    otherwise: StepRef
 
 
 class NotifyStep(StepBase):
@@ -202,6 +268,12 @@ class RecordStep(StepBase):
     type: Literal["record"]
     set: dict[str, Any] = Field(min_length=1)
 
+    @field_validator("set", mode="before")
+    @classmethod
+    def _dates_as_text(cls, value: Any) -> Any:
+        """A YAML date (``2026-01-31`` unquoted) is written as ISO text, as the register keeps it."""
+        return _iso_dates(value)
+
 
 class StartStep(StepBase):
     """Start another process as a linked case (one per item with ``for_each``)."""
@@ -220,6 +292,12 @@ class WaitStep(StepBase):
     until: str | None = None
 
     _duration = field_validator("duration")(_check_duration)
+
+    @field_validator("until", mode="before")
+    @classmethod
+    def _date_as_text(cls, value: Any) -> Any:
+        """``until: 2026-03-01`` unquoted is a YAML date; it means the same as the quoted text."""
+        return value.isoformat() if isinstance(value, date) else value
 
     @model_validator(mode="after")
     def _one_kind(self) -> WaitStep:
@@ -248,11 +326,11 @@ class ProcessSpec(SpecModel):
 
     process: str = Field(pattern=KEBAB)
     title: str
-    version: int = Field(ge=1)
+    version: StrictInt = Field(ge=1, le=MAX_INT)
     description: str | None = None
     key: str = Field(pattern=r"^[A-Z][A-Z0-9]{1,7}$")
     tags: tuple[str, ...] = ()
-    inputs: dict[str, FieldSpec] = Field(default_factory=dict)
+    inputs: dict[FieldName, FieldSpec] = Field(default_factory=dict, json_schema_extra=_FIELD_NAMES_SCHEMA)
     schedule: ScheduleSpec | None = None
     sla: SlaSpec | None = None
     steps: tuple[StepSpec, ...] = Field(min_length=1)
@@ -275,6 +353,16 @@ class ProcessSpec(SpecModel):
     def step_ids(self) -> tuple[str, ...]:
         """Every step id in order."""
         return tuple(step.id for step in self.steps)
+
+
+def _iso_dates(value: Any) -> Any:
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {key: _iso_dates(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_iso_dates(item) for item in value]
+    return value
 
 
 def is_human(step: StepSpec) -> bool:

@@ -2,11 +2,73 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import re
+from functools import lru_cache
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from .suggest import did_you_mean
 
 PERSON_ID = r"^[a-z][a-z0-9._-]*$"
+EMAIL = "email"
+CONSOLE = "console"
+CHANNEL_NAMES = (EMAIL, CONSOLE)
+_ADDRESS = re.compile(r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$")
+_VARIABLE = re.compile(r"\$\{[^}]*\}")
+
+
+@lru_cache(maxsize=1)
+def apprise_schemes() -> frozenset[str]:
+    """The URL schemes Apprise knows (``slack``, ``json``, ``dingtalk``...), asked of Apprise itself, offline."""
+    from apprise.manager_plugins import NotificationManager
+
+    return frozenset(str(scheme).lower() for scheme in NotificationManager().schemas())  # type: ignore[no-untyped-call]
+
+
+def channel_problem(entry: str) -> str | None:
+    """What is wrong with a channel (a ``notify`` entry or a channel a step sends to), None when it is one.
+
+    A channel is ``email``, ``console``, or an Apprise URL whose scheme Apprise knows; a
+    ``${VAR}`` is filled in from the environment when a message is sent, so a scheme that
+    comes from a variable is taken on trust.
+    """
+    text = entry.strip()
+    if text in CHANNEL_NAMES:
+        return None
+    shown = repr(entry) if len(entry) <= 60 else repr(entry[:57]) + "..."
+    allowed = "email, console or an Apprise URL such as slack://TOKEN_A/TOKEN_B/TOKEN_C"
+    scheme, separator, _ = text.partition("://")
+    if separator:
+        if _VARIABLE.search(scheme):
+            return None
+        if scheme.lower() not in apprise_schemes():
+            close = did_you_mean(scheme.lower(), sorted(apprise_schemes()))
+            hint = close or f"; write {allowed} (the schemes: https://github.com/caronc/apprise/wiki)"
+            return f"{shown}: Apprise knows no scheme {scheme + '://'!r}{hint}"
+        return None
+    if _VARIABLE.fullmatch(text):
+        return None  # the whole URL from the environment
+    if text.lower() in apprise_schemes():
+        return f"{shown} is not a channel; write {text.lower()}://... (an Apprise URL), {EMAIL} or {CONSOLE}"
+    return f"{shown} is not a channel; write {allowed}{did_you_mean(text, CHANNEL_NAMES)}"
+
+
+def _channel(entry: str) -> str:
+    problem = channel_problem(entry)
+    if problem:
+        raise ValueError(problem)
+    return entry
+
+
+def _address(email: str | None) -> str | None:
+    if email is not None and not _ADDRESS.match(email.strip()):
+        shown = repr(email) if len(email) <= 60 else repr(email[:57]) + "..."
+        raise ValueError(f"{shown} is not an e-mail address; write NAME@DOMAIN, such as li.na@example.com")
+    return email
+
+
+Channel = Annotated[str, AfterValidator(_channel)]
 
 
 class PersonSpec(BaseModel):
@@ -15,10 +77,17 @@ class PersonSpec(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str
-    email: str | None = None
-    notify: tuple[str, ...] = ("email",)
+    email: Annotated[str | None, AfterValidator(_address)] = None
+    notify: tuple[Channel, ...] = (EMAIL,)
     locale: Literal["en", "zh"] = "en"
     title: str | None = None
+
+    @model_validator(mode="after")
+    def _mail_needs_an_address(self) -> PersonSpec:
+        if self.email is None and any(entry.strip() == EMAIL for entry in self.notify):
+            said = "notify names email" if "notify" in self.model_fields_set else "notify defaults to [email]"
+            raise ValueError(f"no email, but {said}; add email: ADDRESS, or notify: [console] or an Apprise URL")
+        return self
 
 
 class RoleSpec(BaseModel):
@@ -27,7 +96,7 @@ class RoleSpec(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     members: tuple[str, ...] = Field(min_length=1)
-    notify: tuple[str, ...] = ()
+    notify: tuple[Channel, ...] = ()
     description: str | None = None
 
     @model_validator(mode="before")

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping
-from datetime import date, datetime, timezone
+from datetime import date, datetime, time, timezone
 from typing import Any
 
 from .spec import FieldSpec
@@ -12,6 +13,57 @@ from .suggest import did_you_mean
 
 _TRUE = {"true", "yes", "y", "1", "on"}
 _FALSE = {"false", "no", "n", "0", "off"}
+_DATE_SHAPE = re.compile(r"^\d{4}-\d{2}-\d{2}")
+_LONGEST_MOMENT = 64
+
+
+def parse_date(value: Any) -> date:
+    """A date from a date, a datetime (its day) or ISO text such as ``2026-01-31``.
+
+    Raises:
+        ValueError: the value is no date; an impossible one (``2026-02-30``) says why.
+    """
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    text = str(value).strip()
+    try:
+        if len(text) > _LONGEST_MOMENT:
+            raise ValueError("too long")
+        return date.fromisoformat(text)
+    except ValueError as error:
+        raise ValueError(_no_moment(value, error, "a date like 2026-01-31")) from None
+
+
+def parse_moment(value: Any) -> datetime:
+    """A date or datetime as a datetime (a date at midnight); without an offset the result is naive.
+
+    ``2026-01-31``, ``2026-01-31T09:00``, ``2026-01-31 09:00:00+08:00``, or a date or datetime.
+
+    Raises:
+        ValueError: the value is neither; an impossible one (``2026-02-30``) says why.
+    """
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, date):
+        return datetime.combine(value, time(0))
+    text = str(value).strip()
+    try:
+        if len(text) > _LONGEST_MOMENT:
+            raise ValueError("too long")
+        if "T" in text or " " in text:
+            return datetime.fromisoformat(text)
+        return datetime.combine(date.fromisoformat(text), time(0))
+    except ValueError as error:
+        raise ValueError(_no_moment(value, error, "a date like 2026-01-31 or a date and time like 2026-01-31T09:00:00+08:00")) from None
+
+
+def _no_moment(value: Any, error: ValueError, wanted: str) -> str:
+    shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+    if isinstance(value, str) and _DATE_SHAPE.match(value.strip()) and "isoformat" not in str(error) and "too long" not in str(error):
+        return f"{shown} is not a date: {error}"  # the right shape, an impossible day: 2026-02-30
+    return f"expected {wanted}, got {shown}"
 
 
 def coerce(field: FieldSpec, value: Any, people: Iterable[str] = ()) -> Any:
@@ -55,22 +107,17 @@ def coerce(field: FieldSpec, value: Any, people: Iterable[str] = ()) -> Any:
             return False
         raise ValueError(f"expected true or false, got {value!r}")
     if kind == "date":
-        if isinstance(value, datetime):
-            return value.date().isoformat()
-        if isinstance(value, date):
-            return value.isoformat()
-        try:
-            return date.fromisoformat(str(value)).isoformat()
-        except ValueError:
-            raise ValueError(f"expected a date like 2026-01-31, got {value!r}") from None
+        return parse_date(value).isoformat()
     if kind == "datetime":
         if isinstance(value, datetime):
             parsed = value
         else:
             try:
+                if len(str(value)) > _LONGEST_MOMENT:
+                    raise ValueError("too long")
                 parsed = datetime.fromisoformat(str(value))
-            except ValueError:
-                raise ValueError(f"expected a date and time like 2026-01-31T09:00:00+08:00, got {value!r}") from None
+            except ValueError as error:
+                raise ValueError(_no_moment(value, error, "a date and time like 2026-01-31T09:00:00+08:00")) from None
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=timezone.utc)
         return parsed.isoformat()

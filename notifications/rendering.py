@@ -30,9 +30,9 @@ Bodies inherit a shared layout (``_layout.txt.j2``, ``_layout.md.j2``,
 ``_layout.html.j2``) with ``{% extends %}`` and fill its ``content`` block. Names
 starting with ``_`` are layouts and partials, not messages.
 
-Rendering uses the language's sandbox class and undefined policy
-(:func:`aftercare.engine.expressions.environment`) with a loader over the template
-folders; HTML files are autoescaped, the others are not.
+Rendering uses the language's sandbox class, with its limits on one render, and its
+undefined policy (:func:`aftercare.engine.expressions.environment`) with a loader over
+the template folders; HTML files are autoescaped, the others are not.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import cached_property
@@ -97,6 +97,10 @@ def nl2br(value: Any) -> Markup:
     return Markup("<br>\n").join(escape(line) for line in str(value if value is not None else "").splitlines())
 
 
+_FILTERS: dict[str, Callable[[Any], Any]] = {"when": when, "nl2br": nl2br}
+"""The filters message templates have besides Jinja's; the static check knows them as ``expressions.MESSAGE_FILTERS``."""
+
+
 def _environment(folders: Sequence[Path]) -> Any:
     base = expressions.environment()
     env = type(base)(
@@ -113,8 +117,8 @@ def _environment(folders: Sequence[Path]) -> Any:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["when"] = when
-    env.filters["nl2br"] = nl2br
+    for name, function in _FILTERS.items():
+        env.filters[name] = expressions.bounded_filter(name, function)
     return env
 
 
@@ -265,8 +269,12 @@ class MessageTemplates:
             return str(self._env.get_template(loader_name).render(values))
         except TemplateNotFound as error:
             raise StepError(f"template {loader_name!r} not found in {', '.join(map(str, self.folders))}") from error
+        except expressions.TemplateLimitError as error:
+            raise StepError(f"template {loader_name!r} {error}") from error
         except (TemplateError, TypeError, ValueError, ArithmeticError, LookupError) as error:
             raise StepError(f"template {loader_name!r} failed: {error}") from error
+        except RecursionError as error:
+            raise StepError(f"template {loader_name!r} nests or recurses too deeply") from error
 
 
 def _default_subject(values: Mapping[str, Any]) -> str:

@@ -31,5 +31,6 @@ def validate(args: argparse.Namespace) -> int:
     if problems or missing:
         print(f"{len(problems) + len(missing)} problem(s)", file=sys.stderr)
         return 1
-    print(f"{len(loaded)} definition(s) valid")
+    teams = [p for p in present if p.is_file() and p.name == "team.yaml"]
+    print(f"{len(loaded)} definition(s) valid" + (f", {len(teams)} team file(s) valid" if teams else ""))
     return 0

@@ -36,5 +36,5 @@ def test_a_stored_text_that_no_longer_loads_falls_back_too(valid_library: Librar
 def test_without_a_folder_only_the_stored_text_answers(valid_library: Library) -> None:
     text = valid_library.get("release-check").path.read_text(encoding="utf-8")
     assert definition_of_case(None, "release-check", "h", {"h": text}.get).source == STORED
-    with pytest.raises(NotFoundError, match="no text of release-check definition h, and there is no process 'release-check'"):
+    with pytest.raises(NotFoundError, match="no text of release-check definition h, and there is no folder of definitions here to take .release-check."):
         definition_of_case(None, "release-check", "h", {}.get)

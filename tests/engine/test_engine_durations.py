@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from aftercare.engine.durations import format_duration, parse_duration
+from aftercare.engine.durations import MAX_DURATION, format_duration, parse_duration
 
 
 @pytest.mark.parametrize(
@@ -52,3 +52,32 @@ def test_format_reads_back(text: str) -> None:
 def test_format() -> None:
     assert format_duration(timedelta(days=1, hours=2, seconds=5)) == "1d2h5s"
     assert format_duration(timedelta(0)) == "0s"
+
+
+@pytest.mark.parametrize("text", ["3650d", "521w", "87600h", "315360000s"])
+def test_up_to_ten_years(text: str) -> None:
+    assert parse_duration(text) <= MAX_DURATION
+
+
+@pytest.mark.parametrize("text", ["99999999999d", "3651d", "522w", "9" * 30 + "s", "9" * 5000 + "s", "1w" + "9" * 13 + "d"])
+def test_longer_than_the_maximum(text: str) -> None:
+    with pytest.raises(ValueError, match=r"is longer than the maximum 3650d \(about ten years\)$"):
+        parse_duration(text)
+
+
+def test_negative_and_words_say_what_would_do() -> None:
+    with pytest.raises(ValueError, match=r"^'-1d' is not a duration; .* \(a duration counts forward: no sign\)$"):
+        parse_duration("-1d")
+    with pytest.raises(ValueError, match=r"^'3 days' is not a duration; .*; did you mean '3d'\?$"):
+        parse_duration("3 days")
+    with pytest.raises(ValueError, match=r"^'90 Minutes' is not a duration; .*; did you mean '90m'\?$"):
+        parse_duration("90 Minutes")
+
+
+def test_a_long_text_is_refused_without_backtracking() -> None:
+    import time
+
+    started = time.perf_counter()
+    with pytest.raises(ValueError, match="is not a duration"):
+        parse_duration(" " * 100_000 + "x")
+    assert time.perf_counter() - started < 0.1

@@ -214,3 +214,102 @@ class TestUnsafeAttributes:
         assert [(p.line, p.path, p.message) for p in problems] == [
             (6, "steps[0].template", "template in template 'resolved' uses '__class__', which the sandbox refuses (names starting with '_' and internal attributes are not available in templates)")
         ]
+
+
+class TestTemplateProblems:
+    def test_unknown_filters_and_tests_with_a_did_you_mean(self) -> None:
+        source = "{{ x | uppr }} {{ x | frob }} {% if x is evn %}{% endif %} {{ xs | map('lowr') | select('od') | list }} {{ xs | rejectattr('a', 'nonee') }}"
+        assert expressions.template_problems(source) == [
+            "uses unknown filter 'uppr'; did you mean 'upper'?",
+            "uses unknown filter 'frob' (not one of Jinja's built-in filters)",
+            "uses unknown filter 'lowr'; did you mean 'lower'?",
+            "uses unknown test 'evn'; did you mean 'even'?",
+            "uses unknown test 'od'; did you mean 'odd'?",
+            "uses unknown test 'nonee'; did you mean 'none'?",
+        ]
+
+    def test_known_filters_and_tests_pass(self) -> None:
+        source = (
+            "{{ x | upper | default('-') | e }} {% if x is defined and x is not none and 3 is odd %}{% endif %}"
+            "{{ xs | map(attribute='title') | select | reject('none') | selectattr('done', 'true') | list }}{% filter upper %}a{% endfilter %}"
+        )
+        assert expressions.template_problems(source) == []
+        assert expressions.template_problems("x is even and x | abs > 2", expression=True) == []
+
+    def test_message_templates_have_their_filters_and_their_layouts(self) -> None:
+        source = '{% extends "_layout.txt.j2" %}{% block content %}{{ case.opened_at | when }} {{ message | nl2br }}{% include "_footer.txt.j2" %}{% endblock %}'
+        assert expressions.template_problems(source, message_template=True) == []
+        assert expressions.template_problems(source) == [
+            "uses unknown filter 'when' (a filter of message template files only)",
+            "uses unknown filter 'nl2br' (a filter of message template files only)",
+            "uses {% extends %}, which reads another template file; a definition's templates cannot read files"
+            " (a message template in templates/, named by a notify step's template:, may extend its layouts)",
+            "uses {% include %}, which reads another template file; a definition's templates cannot read files"
+            " (a message template in templates/, named by a notify step's template:, may extend its layouts)",
+        ]
+        assert expressions.template_problems("{{ x | wen }}", message_template=True) == ["uses unknown filter 'wen'; did you mean 'when'?"]
+
+    def test_imported_names_are_not_unknown_names(self) -> None:
+        uses = expressions.names_used("{% import 'm.j2' as m %}{% from 'n.j2' import a, b as c %}{{ m.x }}{{ a }}{{ c }}{{ inputs.y }}")
+        assert [use.root for use in uses] == ["inputs"]
+
+    def test_a_template_nested_too_deeply_to_parse_is_a_syntax_error(self) -> None:
+        source = "{{ " + "(" * 5000 + "1" + ")" * 5000 + " }}"
+        assert expressions.syntax_error(source) == "it nests too deeply to read"
+        with pytest.raises(TemplateSyntaxError):
+            expressions.template_problems(source)
+
+
+class TestStepOrder:
+    """A template that reads a step no path runs before it is refused; one that may have run is legal."""
+
+    HEAD = "process: order\ntitle: Order\nversion: 1\nkey: ORD\nsteps:\n"
+
+    def _problems(self, tmp_path: Path, steps: str, templates: dict[str, str] | None = None) -> list[str]:
+        definition = tmp_path / "order.yaml"
+        definition.write_text(self.HEAD + steps, encoding="utf-8")
+        (tmp_path / "team.yaml").write_text("team:\n  people:\n    li.na: {name: Li Na, email: li.na@example.com}\n  roles:\n    lead: [li.na]\n", encoding="utf-8")
+        return [f"{p.path}: {p.message}" for p in validate([definition], templates=templates)[1]]
+
+    def test_the_first_step_reading_a_later_one(self, tmp_path: Path) -> None:
+        steps = (
+            "  - {id: tell, type: notify, to: [console], message: \"{{ review.by }} {{ steps['review'].comment }}\"}\n"
+            "  - {id: review, type: approval, assignee: role:lead}\n"
+            "  - {id: done, type: end, outcome: done}\n"
+        )
+        assert self._problems(tmp_path, steps) == [
+            "steps[0].message: template reads step 'review', which never runs before step 'tell': no path leads from 'review' to 'tell', so it is always empty here"
+        ]
+
+    def test_a_step_that_may_have_run_and_a_loop_are_legal(self, tmp_path: Path) -> None:
+        steps = (
+            "  - {id: review, type: approval, assignee: role:lead, on_reject: rework, title: 'Round after {{ rework.comment }}'}\n"
+            "  - {id: tell, type: notify, to: [console], message: 'Approved by {{ review.by }}, reworked: {{ rework.comment }}'}\n"
+            "  - {id: done, type: end, outcome: done}\n"
+            "  - {id: rework, type: form, assignee: role:lead, next: review, title: 'Again ({{ rework.comment }}) after {{ tell.sent_at }}'}\n"
+        )
+        # only the one certain case: nothing leads from tell (the approved path) back to rework
+        assert self._problems(tmp_path, steps) == [
+            "steps[3].title: template reads step 'tell', which never runs before step 'rework': no path leads from 'tell' to 'rework', so it is always empty here"
+        ]
+
+    def test_a_message_template_read_at_its_notify_step(self, tmp_path: Path) -> None:
+        steps = (
+            "  - {id: tell, type: notify, to: [console], template: note}\n"
+            "  - {id: review, type: approval, assignee: role:lead}\n"
+            "  - {id: done, type: end, outcome: done}\n"
+        )
+        assert self._problems(tmp_path, steps, {"note": "{{ review.decision }} {{ step.id }}"}) == [
+            "steps[0].template: template in template 'note' reads step 'review', which never runs before step 'tell': no path leads from 'review' to 'tell', so it is always empty here"
+        ]
+
+    def test_a_broken_graph_reports_its_own_problem_first(self, tmp_path: Path) -> None:
+        steps = (
+            "  - {id: tell, type: notify, to: [console], message: '{{ review.by }}', next: reveiw}\n"
+            "  - {id: review, type: approval, assignee: role:lead}\n"
+            "  - {id: done, type: end, outcome: done}\n"
+        )
+        assert self._problems(tmp_path, steps) == ["steps[0].next: unknown step 'reveiw' in next; did you mean 'review'?"]
+        assert self._problems(tmp_path, steps.replace("reveiw", "review")) == [
+            "steps[0].message: template reads step 'review', which never runs before step 'tell': no path leads from 'review' to 'tell', so it is always empty here"
+        ]

@@ -24,9 +24,9 @@ TEAM = team_from(
     """
 team:
   people:
-    ann: {name: Ann}
-    bob: {name: Bob}
-    cid: {name: Cid}
+    ann: {name: Ann, email: ann@example.com}
+    bob: {name: Bob, email: bob@example.com}
+    cid: {name: Cid, email: cid@example.com}
   roles:
     lead: [ann]
     support: [ann, bob]

@@ -21,9 +21,9 @@ TEAM: TeamSpec = validate_shape(
         """
 team:
   people:
-    ann: {name: Ann}
-    bob: {name: Bob}
-    cid: {name: Cid}
+    ann: {name: Ann, email: ann@example.com}
+    bob: {name: Bob, email: bob@example.com}
+    cid: {name: Cid, email: cid@example.com}
   roles:
     support: [ann, bob]
     manager: [cid]

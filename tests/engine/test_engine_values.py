@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from aftercare.engine.spec import FieldSpec
-from aftercare.engine.values import coerce, coerce_all
+from aftercare.engine.values import coerce, coerce_all, parse_moment
 
 PEOPLE = ["li.na", "wang.wei"]
 
@@ -99,3 +99,37 @@ def test_coerce_all_fills_defaults_and_reports_every_problem() -> None:
 def test_coerce_all_names_what_it_checks() -> None:
     with pytest.raises(ValueError, match="field 'count' is required"):
         coerce_all({"count": field(type="integer")}, {}, what="field")
+
+
+@pytest.mark.parametrize(
+    ("kind", "given", "message"),
+    [
+        ("date", "2026-02-30", "'2026-02-30' is not a date: day is out of range for month"),
+        ("date", "2026-13-01", "'2026-13-01' is not a date: month must be in 1..12"),
+        ("datetime", "2026-02-30T09:00:00", "'2026-02-30T09:00:00' is not a date: day is out of range for month"),
+        ("date", "2026-01-01" + "x" * 5000, "expected a date like 2026-01-31, got '2026-01-01xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx..."),
+    ],
+)
+def test_an_impossible_date_says_why(kind: str, given: str, message: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        coerce(field(type=kind), given, PEOPLE)
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("2026-01-31", datetime(2026, 1, 31)),
+        ("2026-01-31T09:00:00+08:00", datetime.fromisoformat("2026-01-31T09:00:00+08:00")),
+        ("2026-01-31 09:00", datetime(2026, 1, 31, 9)),
+        (date(2026, 1, 31), datetime(2026, 1, 31)),
+    ],
+)
+def test_parse_moment(given: Any, expected: datetime) -> None:
+    assert parse_moment(given) == expected
+
+
+@pytest.mark.parametrize("given", ["not-a-date", "2026-02-30", "2026-01-31T25:00", "", "31/01/2026"])
+def test_parse_moment_refuses(given: str) -> None:
+    with pytest.raises(ValueError):
+        parse_moment(given)

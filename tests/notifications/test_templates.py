@@ -1,20 +1,22 @@
-"""Message templates: built-ins in both languages, definition overrides, the static check of their names."""
+"""Message templates: built-ins in both languages, definition overrides, the static check of their names and filters, the limits of a render."""
 
 from __future__ import annotations
 
 import re
+import time
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
+from aftercare.engine import expressions
 from aftercare.engine.answers import HumanPlan
 from aftercare.engine.library import load_library, validate
 from aftercare.engine.register import Register
 from aftercare.engine.loader import Library
 from aftercare.engine.simulator import Simulator
 from aftercare.flows.cli import main
-from aftercare.engine.errors import DefinitionError
+from aftercare.engine.errors import DefinitionError, StepError
 from aftercare.notifications import (
     BUILTIN_MESSAGES,
     Composer,
@@ -23,6 +25,7 @@ from aftercare.notifications import (
     template_sources,
     waiting_messages,
 )
+from aftercare.notifications import rendering
 from aftercare.notifications.rendering import BUILTIN_FOLDER
 
 from .conftest import DATA, LIBRARY, T0, open_case, scope_of
@@ -146,6 +149,49 @@ class TestStaticCheck:
         (tmp_path / "p.yaml").write_text((BAD / "bad.yaml").read_text(encoding="utf-8").replace("bad-note", "step-wating"), encoding="utf-8")
         with pytest.raises(DefinitionError, match="unknown template 'step-wating'"):
             load_checked_library(tmp_path)
+
+
+class TestMessageTemplateChecksAndLimits:
+    def _folder(self, tmp_path: Path, name: str, text: str) -> Path:
+        (tmp_path / "team.yaml").write_text((BAD / "team.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+        (tmp_path / "p.yaml").write_text((BAD / "bad.yaml").read_text(encoding="utf-8").replace("bad-note", name), encoding="utf-8")
+        (tmp_path / "templates").mkdir()
+        (tmp_path / "templates" / f"{name}.en.txt.j2").write_text(text, encoding="utf-8")
+        return tmp_path
+
+    def test_the_filters_rendering_adds_are_the_ones_the_check_knows(self) -> None:
+        env = MessageTemplates()._env
+        assert set(rendering._FILTERS) == expressions.MESSAGE_FILTERS
+        assert all(env.filters[name] is not function and env.filters[name].__wrapped__ is function for name, function in rendering._FILTERS.items())
+
+    def test_an_unknown_filter_in_a_message_template_is_refused_but_layouts_and_its_filters_pass(self, tmp_path: Path) -> None:
+        folder = self._folder(
+            tmp_path,
+            "note",
+            '{% extends "_layout.txt.j2" %}{% block content %}{{ inputs.title | nl2br }} {{ case.opened_at | when }} {{ case.due_at | wen }}{% endblock %}',
+        )
+        _, problems = validate([folder], template_sources([folder]))
+        assert [(p.path, p.message) for p in problems] == [
+            ("steps[0].template", "template in template 'note' uses unknown filter 'wen'; did you mean 'when'?")
+        ]
+
+    def test_a_hostile_message_template_stops_fast(self, tmp_path: Path) -> None:
+        hostile = "{% for i in range(100000) %}{% for j in range(inputs.count) %}{{ i }}{% endfor %}{% endfor %}"
+        folder = self._folder(tmp_path, "spin", hostile)
+        started = time.perf_counter()
+        with pytest.raises(StepError) as refused:
+            MessageTemplates.for_definitions([folder]).render("spin", {**_values("en"), "inputs": {"count": 3}})
+        assert time.perf_counter() - started < 0.5
+        assert str(refused.value) == (
+            "template '0/spin.en.txt.j2' exceeds the limit of 100,000 loop iterations in one render (a loop of 3 brought it to 100,003)"
+        )
+
+    def test_a_message_template_with_a_constant_past_a_limit_is_refused_at_load(self, tmp_path: Path) -> None:
+        folder = self._folder(tmp_path, "huge", "{{ 'x' * 10**10 }}")
+        _, problems = validate([folder], template_sources([folder]))
+        assert [p.message for p in problems] == [
+            "template in template 'huge' exceeds the limit of 1,000,000 characters in one value ('*' would make 10,000,000,000)"
+        ]
 
 
 def test_the_simulator_renders_named_templates(library: Library) -> None:
