@@ -271,10 +271,12 @@ def test_two_workers_run_fifty_cases_each_step_once(
         assert told == ["person:li.na", "person:wang.wei"], case.key
     assert sorted(a.comment for c in cases for a in register.answers(c.key, "approve")).count("via the CLI") == CLI_ANSWERS
 
-    # Both workers ran cases: each labels the runs it submits with its name (the last
-    # submission wins), and says so in a `prefect.worker.submitted-flow-run` event.
+    # Both workers ran cases: each says so in a `prefect.worker.submitted-flow-run` event
+    # per submission (asserted below), and labels the runs it submits with its name. The
+    # label keeps only the last submission (the one after the answer), which one worker may
+    # win for every run when its polls happen to follow the answers (seen once in CI).
     labels = Counter(r.labels.get("prefect.worker.name") for r in finished)
-    assert set(labels) == {"worker-a", "worker-b"}, labels
+    assert set(labels) <= {"worker-a", "worker-b"} and sum(labels.values()) == CASES, labels
     submissions: list[tuple[str, str]] = []
     for _ in range(20):  # events reach the server's store a little later
         submissions = [(worker, run) for worker, run in _submissions(server, since) if run in run_ids]
