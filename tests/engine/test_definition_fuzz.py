@@ -28,6 +28,7 @@ from aftercare.engine.loader import load_team, team_from_document, validate_shap
 from aftercare.engine.spec import ProcessSpec
 from aftercare.engine.yaml_source import parse_yaml
 from aftercare.notifications import template_sources
+from tests.engine.yaml_paths import at, containers
 
 PROCESSES = Path(__file__).resolve().parents[2] / "processes"
 DEFINITIONS = sorted(p for p in PROCESSES.glob("*.yaml") if p.name != "team.yaml" and not p.name.endswith(".scenarios.yaml"))
@@ -83,22 +84,6 @@ _SAFE.default_flow_style = False
 _SAFE.width = 4096
 
 
-def _containers(node: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    """Paths of every mapping and list in the data, the root included."""
-    out: list[tuple[Any, ...]] = []
-    if isinstance(node, (dict, list)):
-        out.append(path)
-        for key, child in node.items() if isinstance(node, dict) else enumerate(node):
-            out.extend(_containers(child, (*path, key)))
-    return out
-
-
-def _at(node: Any, path: tuple[Any, ...]) -> Any:
-    for part in path:
-        node = node[part]
-    return node
-
-
 def _steps(data: Any) -> list[Any]:
     steps = data.get("steps") if isinstance(data, dict) else None
     return steps if isinstance(steps, list) else []
@@ -129,7 +114,7 @@ def _mutate_data(draw: st.DrawFn, data: Any) -> Any:
             ids = _step_ids(data) or ["nowhere"]
             step[field] = draw(st.one_of(st.sampled_from(ids), texts, st.just(step.get("id"))))
         return data
-    node = _at(data, draw(st.sampled_from(_containers(data))))
+    node = at(data, draw(st.sampled_from(containers(data))))
     if not node:
         return data
     key = draw(st.sampled_from(list(node) if isinstance(node, dict) else list(range(len(node)))))

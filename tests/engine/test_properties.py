@@ -19,6 +19,7 @@ from aftercare.engine.library import validate
 from aftercare.engine.loader import parse_definition
 from aftercare.engine.yaml_source import parse_yaml
 from aftercare.flows.cli import main
+from tests.engine.yaml_paths import at, containers
 
 PROCESSES = Path(__file__).resolve().parents[2] / "processes"
 DEFINITIONS = sorted(p for p in PROCESSES.glob("*.yaml") if p.name != "team.yaml" and not p.name.endswith(".scenarios.yaml"))
@@ -44,23 +45,6 @@ scalars = st.one_of(
 values = st.one_of(scalars, st.lists(scalars, max_size=3), st.dictionaries(texts, scalars, max_size=3))
 
 
-def _containers(node: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    """Paths of every mapping and list in the data, the root included."""
-    out: list[tuple[Any, ...]] = []
-    if isinstance(node, (dict, list)):
-        out.append(path)
-        items = node.items() if isinstance(node, dict) else enumerate(node)
-        for key, child in items:
-            out.extend(_containers(child, (*path, key)))
-    return out
-
-
-def _at(node: Any, path: tuple[Any, ...]) -> Any:
-    for part in path:
-        node = node[part]
-    return node
-
-
 def _mutate_data(draw: st.DrawFn, data: Any) -> Any:
     if not isinstance(data, (dict, list)):
         return draw(values)
@@ -74,7 +58,7 @@ def _mutate_data(draw: st.DrawFn, data: Any) -> Any:
             else:
                 steps[first]["id"] = steps[second]["id"]  # a duplicate id
             return data
-    node = _at(data, draw(st.sampled_from(_containers(data))))
+    node = at(data, draw(st.sampled_from(containers(data))))
     if not node:
         return data
     keys = list(node) if isinstance(node, dict) else list(range(len(node)))
