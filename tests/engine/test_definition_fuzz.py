@@ -28,7 +28,7 @@ from aftercare.engine.loader import load_team, team_from_document, validate_shap
 from aftercare.engine.spec import ProcessSpec
 from aftercare.engine.yaml_source import parse_yaml
 from aftercare.notifications import template_sources
-from tests.engine.yaml_paths import at, containers
+from tests.engine.yaml_paths import at, containers, edit_lines
 
 PROCESSES = Path(__file__).resolve().parents[2] / "processes"
 DEFINITIONS = sorted(p for p in PROCESSES.glob("*.yaml") if p.name != "team.yaml" and not p.name.endswith(".scenarios.yaml"))
@@ -141,7 +141,6 @@ def _mutate_data(draw: st.DrawFn, data: Any) -> Any:
 def _mutate_text(draw: st.DrawFn, text: str) -> str:
     """One mutation of the text: YAML broken, lines moved, aliases and tags added."""
     operation = draw(st.sampled_from(["truncate", "insert", "duplicate-line", "delete-line", "swap-lines", "indent", "alias", "tag"]))
-    lines = text.splitlines(keepends=True)
     at = draw(st.integers(0, len(text)))
     if operation == "truncate":
         return text[:at]
@@ -151,19 +150,7 @@ def _mutate_text(draw: st.DrawFn, text: str) -> str:
         return text[:at] + draw(st.sampled_from(["*nope", "&a ", "&a [1] ", "<<: *a\n", "*a"])) + text[at:]
     if operation == "tag":
         return text[:at] + draw(st.sampled_from(["!!str ", "!!int ", "!!binary ", "!!timestamp ", "!!set ", "!!omap ", "!custom ", "!!float ", "9" * 5000])) + text[at:]
-    if not lines:
-        return text
-    index = draw(st.integers(0, len(lines) - 1))
-    if operation == "duplicate-line":  # a repeated key, most of the time
-        lines.insert(index, lines[index])
-    elif operation == "delete-line":
-        del lines[index]
-    elif operation == "indent":
-        lines[index] = " " * draw(st.integers(1, 3)) + lines[index]
-    else:
-        other = draw(st.integers(0, len(lines) - 1))
-        lines[index], lines[other] = lines[other], lines[index]
-    return "".join(lines)
+    return edit_lines(draw, text, operation)
 
 
 def _dump(data: Any) -> str:

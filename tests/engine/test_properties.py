@@ -19,7 +19,7 @@ from aftercare.engine.library import validate
 from aftercare.engine.loader import parse_definition
 from aftercare.engine.yaml_source import parse_yaml
 from aftercare.flows.cli import main
-from tests.engine.yaml_paths import at, containers
+from tests.engine.yaml_paths import at, containers, edit_lines
 
 PROCESSES = Path(__file__).resolve().parents[2] / "processes"
 DEFINITIONS = sorted(p for p in PROCESSES.glob("*.yaml") if p.name != "team.yaml" and not p.name.endswith(".scenarios.yaml"))
@@ -78,7 +78,6 @@ def _mutate_data(draw: st.DrawFn, data: Any) -> Any:
 
 def _mutate_text(draw: st.DrawFn, text: str) -> str:
     operation = draw(st.sampled_from(["truncate", "punctuation", "duplicate-line", "delete-line", "swap-lines", "random"]))
-    lines = text.splitlines(keepends=True)
     if operation == "truncate":
         return text[: draw(st.integers(0, len(text)))]
     if operation == "punctuation":
@@ -87,17 +86,7 @@ def _mutate_text(draw: st.DrawFn, text: str) -> str:
     if operation == "random":
         at = draw(st.integers(0, len(text)))
         return text[:at] + draw(texts) + text[at:]
-    if not lines:
-        return text
-    index = draw(st.integers(0, len(lines) - 1))
-    if operation == "duplicate-line":  # a repeated key, most of the time
-        lines.insert(index, lines[index])
-    elif operation == "delete-line":
-        del lines[index]
-    else:
-        other = draw(st.integers(0, len(lines) - 1))
-        lines[index], lines[other] = lines[other], lines[index]
-    return "".join(lines)
+    return edit_lines(draw, text, operation)
 
 
 def _dump(data: Any) -> str:

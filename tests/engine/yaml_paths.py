@@ -20,3 +20,24 @@ def at(node: Any, path: tuple[Any, ...]) -> Any:
     for part in path:
         node = node[part]
     return node
+
+
+def edit_lines(draw: Any, text: str, operation: str) -> str:
+    """One edit of a text's lines: ``duplicate-line`` (a repeated key, most of the time),
+    ``delete-line``, ``indent`` or ``swap-lines``; ``draw`` is Hypothesis's."""
+    from hypothesis import strategies as st
+
+    lines = text.splitlines(keepends=True)
+    if not lines:
+        return text
+    index = draw(st.integers(0, len(lines) - 1))
+    if operation == "duplicate-line":
+        lines.insert(index, lines[index])
+    elif operation == "delete-line":
+        del lines[index]
+    elif operation == "indent":
+        lines[index] = " " * draw(st.integers(1, 3)) + lines[index]
+    else:
+        other = draw(st.integers(0, len(lines) - 1))
+        lines[index], lines[other] = lines[other], lines[index]
+    return "".join(lines)
