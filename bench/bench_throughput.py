@@ -61,9 +61,8 @@ SETTLE = 4.0
 SERVED = "bench-served"
 POOLED = "bench-pooled"
 SYSTEM_DEPLOYMENTS = [
-    "aftercare-escalations/aftercare-escalations",
-    "aftercare-outbox/aftercare-outbox",
-    "aftercare-timers/aftercare-timers",
+    "aftercare-timer/aftercare-timer",
+    "aftercare-housekeeping/aftercare-housekeeping",
 ]
 TEAM = """\
 team:

@@ -42,6 +42,9 @@ class StepExecutor(Protocol):
     def recorded(self, case: CaseState, step: StepSpec, visit: int) -> dict[str, Any] | None:
         """The result recorded for this visit by an earlier execution, if any (replay)."""
 
+    def began(self, case: CaseState, step: StepSpec, visit: int) -> datetime | None:
+        """When an earlier execution began this visit (a replay): its deadlines count from then."""
+
     def begin(self, case: CaseState, step: StepSpec, visit: int, plan: HumanPlan | None) -> None:
         """A step starts (called only when it was not recorded); ``plan`` for a human step."""
 
@@ -117,9 +120,10 @@ def _perform(
 ) -> dict[str, Any]:
     now = executor.now()
     scope = case.scope(now)
+    start = executor.began(case, step, visit) or now  # a replay keeps the first execution's deadlines
     if is_human(step):
         human: HumanStep = step  # type: ignore[assignment]
-        plan = plan_human_step(human, team, scope, started_at=now)
+        plan = plan_human_step(human, team, scope, started_at=start)
         executor.begin(case, step, visit, plan)
         return executor.human(case, human, visit, plan)
     executor.begin(case, step, visit, None)
@@ -136,7 +140,7 @@ def _perform(
     if isinstance(step, StartStep):
         return executor.start(case, step, visit, start_inputs(step, scope))
     if isinstance(step, WaitStep):
-        return executor.wait(case, step, visit, wait_until(step, scope, now))
+        return executor.wait(case, step, visit, wait_until(step, scope, start))
     raise StepError(f"step {step.id!r}: unknown step type")
 
 

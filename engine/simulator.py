@@ -170,6 +170,9 @@ class Simulator:
     def recorded(self, case: CaseState, step: StepSpec, visit: int) -> dict[str, Any] | None:
         return None
 
+    def began(self, case: CaseState, step: StepSpec, visit: int) -> datetime | None:
+        return None  # a simulation never replays
+
     def begin(self, case: CaseState, step: StepSpec, visit: int, plan: HumanPlan | None) -> None:
         self._started_at[(step.id, visit)] = self.clock
 

@@ -26,6 +26,7 @@ from prefect.flow_runs import suspend_flow_run
 from aftercare.engine.answers import Answer, HumanPlan, Submission, collect, decide, from_rows, is_late
 from aftercare.engine.case import CaseState, opening
 from aftercare.engine.clock import utc_now
+from aftercare.engine.durations import parse_duration
 from aftercare.engine.errors import AnswerError, StepError
 from aftercare.engine.loader import Library
 from aftercare.engine.register import CASE_QUEUED, WAIT_PERSON, WAIT_TIMER, Register, StepRunRecord
@@ -35,11 +36,16 @@ from aftercare.notifications import Messenger
 
 from . import artifacts, ui_updates
 from .run_input import answer_from_input, answer_model, describe
+from .timers import Timer, schedule
 
 T = TypeVar("T")
 
 #: How long a person may take before Prefect itself gives up on a suspended run.
 PAUSE_TIMEOUT = int(timedelta(days=365).total_seconds())
+SLEEP_WAITS_UP_TO = timedelta(seconds=20)
+"""A served ``wait`` this short sleeps in its process; a longer one hands its run back to
+Prefect, Scheduled at the moment. More than a runner's prefetch (10 s), which may start
+the run that much early."""
 POLL_SECONDS = 1.0
 """How often a foreground run looks for its answer (Prefect's own default is 10 s)."""
 
@@ -103,6 +109,12 @@ class PrefectExecutor:
             }
         return self._finished.get((step.id, visit))
 
+    def began(self, case: CaseState, step: StepSpec, visit: int) -> datetime | None:
+        if self.fresh:  # nothing began before this execution
+            return None
+        run = self.register.step_run(case.key, step.id, visit)
+        return run.started_at if run is not None else None
+
     def begin(self, case: CaseState, step: StepSpec, visit: int, plan: HumanPlan | None) -> None:
         if plan is not None:
             self.register.begin_step(
@@ -117,6 +129,7 @@ class PrefectExecutor:
 
     def human(self, case: CaseState, step: HumanStep, visit: int, plan: HumanPlan) -> dict[str, Any]:
         self.messenger.waiting(case, step, visit, plan, self.links)
+        self._set_timers(case, step, visit, plan)
         artifacts.publish(self.register, case, self.links, self.flow_run_id, waiting=f"{plan.title} — waiting for {', '.join(plan.eligible)}")
         ui_updates.release_run(self.flow_run_id)
         return collect(step, plan, _ResumeForm(self, case, step, visit, plan), people=list(self.library.team.people))
@@ -172,11 +185,9 @@ class PrefectExecutor:
     def wait(self, case: CaseState, step: WaitStep, visit: int, until: datetime) -> dict[str, Any]:
         self.register.update_step(case.key, step.id, visit, due_at=until, status="waiting", wait_kind=WAIT_TIMER)
         ui_updates.release_run(self.flow_run_id)
-        if until > self.now():
-            if self.suspend:
-                # The timers flow resumes the run at ``until``; the replay finds the same key.
-                suspend_flow_run(timeout=PAUSE_TIMEOUT, key=f"wait-{step.id.replace('_', '-')}-v{visit}")
-            _sleep_until(until)
+        if self.suspend and until - self.now() > SLEEP_WAITS_UP_TO:
+            _suspend_until(self.flow_run_id, until, key=f"wait-{step.id.replace('_', '-')}-v{visit}")
+        _sleep_until(until)
         return wait_result(until, self.now())
 
     def complete(self, case: CaseState, step: StepSpec, visit: int, result: dict[str, Any]) -> dict[str, Any]:
@@ -205,6 +216,15 @@ class PrefectExecutor:
             del self._begins[(step_id, visit)]
 
     # --- helpers -----------------------------------------------------------------------
+
+    def _set_timers(self, case: CaseState, step: HumanStep, visit: int, plan: HumanPlan) -> None:
+        """Prefect runs for this wait's deadlines: its ``due`` and its first reminder (each sets the next)."""
+        if plan.due_at is not None and plan.due_at > self.now():
+            schedule(Timer("due", plan.due_at, case.key, step.id, visit))
+        if step.remind_every:
+            every = parse_duration(step.remind_every)
+            if every.total_seconds() > 0:
+                schedule(Timer("reminder", plan.started_at + every, case.key, step.id, visit, every.total_seconds()))
 
     def _store(self, case: CaseState, step: StepSpec, visit: int, result: dict[str, Any], **changes: Any) -> StepRunRecord:
         """Complete the visit in the register: its result with its messages and case changes, one transaction."""
@@ -367,6 +387,26 @@ def step_task(step_id: str) -> Task[..., Any]:
         cached = task(name=step_id, task_run_name=run_name, cache_policy=NO_CACHE, persist_result=False, log_prints=False)(_step_work)
         _STEP_TASKS[step_id] = cached
     return cached
+
+
+def _suspend_until(flow_run_id: Any, until: datetime, key: str) -> None:
+    """Hand the run back to Prefect until a moment: suspended, then Scheduled at ``until``.
+
+    Prefect's runner (``serve`` or a worker) starts it again then, on whichever machine
+    takes it first, through restarts of all of them; the replay finds the same suspension
+    key and goes on. A run stopped between the two states stays suspended until the
+    housekeeping run wakes it.
+    """
+    from prefect import get_client
+    from prefect.exceptions import Pause
+    from prefect.states import Scheduled
+
+    try:
+        suspend_flow_run(timeout=PAUSE_TIMEOUT, key=key)
+    except Pause:
+        with get_client(sync_client=True) as client:
+            client.set_flow_run_state(UUID(str(flow_run_id)), Scheduled(scheduled_time=until), force=True)
+        raise
 
 
 def _sleep_until(until: datetime) -> None:

@@ -23,6 +23,7 @@ from .executor import PrefectExecutor
 from .launching import launch_case
 from .parameters import flow_signature, plain_value
 from .recovery import record_process
+from .timers import Timer, schedule
 
 CASE_TAG = "case:"
 #: Called with (case key, flow run id) as soon as a run has its case: ``aftercare run`` feeds scripted answers from it.
@@ -94,7 +95,7 @@ def run_definition(definition: LoadedDefinition, library: Library, parameters: d
     url = run_url(str(flow_run.id), api_url=ui_updates.current_api_url())
     links = {"run": url} if url else {}
     case = CaseState.from_record(record, url=url)
-    messenger = Messenger(register, library, spec)
+    messenger = Messenger(register, library, spec, on_retry=lambda at: schedule(Timer("outbox", at)))
     messenger.opened(case, links)
     executor = PrefectExecutor(
         spec=spec,
@@ -107,6 +108,8 @@ def run_definition(definition: LoadedDefinition, library: Library, parameters: d
         links=links,
         launch=launch_case,
     )
+    if executor.fresh and record.due_at is not None:
+        schedule(Timer("sla", record.due_at, record.key))  # the case's own deadline (``sla.due``)
     try:
         outcome = run_case(spec, library.team, executor, case)
     except (Exception, KeyboardInterrupt) as error:  # not Prefect's signals: a suspended run is not failed

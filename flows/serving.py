@@ -65,17 +65,31 @@ def _with_current_state(schedule: Any, existing: list[Any]) -> Any:
     return schedule.model_copy(update={"active": same[0].active}) if same else schedule
 
 
-def serve_library(library: Library, *, system: bool = True, limit: int | None = None) -> None:
-    """Serve every definition (and the system flows) from this process until stopped."""
-    from prefect import serve
+POLL_SECONDS = 1.0
+"""How often ``aftercare serve`` asks Prefect for runs due (Prefect's own default is 10 s)."""
+SYSTEM_LIMIT = 2
+"""System runs (timers, housekeeping) at once, in their own runner: never in a case's slot."""
+
+
+def serve_library(library: Library, *, system: bool = True, limit: int | None = None, poll: float = POLL_SECONDS) -> None:
+    """Serve every definition (and the system flows) from this process until stopped.
+
+    Two Prefect runners share the process: one for cases, with ``limit`` (Prefect's
+    ``PREFECT_RUNNER_PROCESS_LIMIT`` by default), and one for the system's timer and
+    housekeeping runs with its own small limit, so cases never wait behind system work.
+    Both ask for due runs every ``poll`` seconds: an answered or rescheduled case starts
+    within about that, plus the time Prefect takes to start a run's process.
+    """
+    import asyncio
+
+    from prefect.flows import _display_serve_start_message  # the line people (and tests) look for
 
     # The runs' own processes build their flow from this folder (aftercare.flows.compiled).
     os.environ["AFTERCARE_PROCESSES"] = str(Path(library.root or "processes").resolve())
-    deployments = [process_deployment(definition, library) for definition in library.definitions.values()]
-    if system:
-        deployments.extend(system_deployments())
-    keep_schedule_states(deployments, library)
-    _recover([deployment.flow_name for deployment in deployments])
+    cases = [process_deployment(definition, library) for definition in library.definitions.values()]
+    systems = system_deployments() if system else []
+    keep_schedule_states(cases, library)
+    _recover([deployment.flow_name for deployment in [*cases, *systems]])
     if limit is None:
         # prefect.serve hands limit=None to its Runner, which then runs every due run at
         # once and ignores PREFECT_RUNNER_PROCESS_LIMIT: a burst of scheduled or answered
@@ -83,7 +97,49 @@ def serve_library(library: Library, *, system: bool = True, limit: int | None = 
         from prefect.settings import get_current_settings
 
         limit = get_current_settings().runner.process_limit
-    serve(*deployments, limit=limit, print_starting_message=True)
+    _display_serve_start_message(*cases, *systems)
+    try:
+        asyncio.run(_serve(cases, systems, limit=limit, poll=poll))
+    except KeyboardInterrupt:
+        print("aftercare serve: stopped")
+
+
+async def _serve(cases: list[RunnerDeployment], systems: list[RunnerDeployment], *, limit: int, poll: float) -> None:
+    """Run the cases' runner and the system's runner side by side until stopped."""
+    import asyncio
+
+    from prefect.runner import Runner
+
+    runners = []
+    case_runner = Runner(limit=limit, query_seconds=poll, pause_on_shutdown=True)
+    for deployment in cases:
+        await case_runner.aadd_deployment(deployment)
+    runners.append(case_runner)
+    if systems:
+        system_runner = Runner(limit=SYSTEM_LIMIT, query_seconds=poll, pause_on_shutdown=False)
+        for deployment in systems:
+            await system_runner.aadd_deployment(deployment)
+        runners.append(system_runner)
+        await asyncio.to_thread(_after_start, library_root=os.environ["AFTERCARE_PROCESSES"])
+    await asyncio.gather(*(runner.start() for runner in runners))
+
+
+def _after_start(library_root: str) -> None:
+    """Once the system deployments exist: the housekeeping chain, and linked cases queued while nothing served them."""
+    from aftercare.engine.register import Register
+
+    from .launching import launch_queued
+    from .timers import ensure_housekeeping, forget_deployments
+
+    forget_deployments()
+    ensure_housekeeping()
+    try:
+        launched = launch_queued(Register())
+    except Exception as error:  # noqa: BLE001 - the housekeeping run tries again
+        print(f"aftercare serve: could not launch queued linked cases: {error}")
+        return
+    if launched:
+        print(f"aftercare serve: {len(launched)} queued linked case(s) launched from {library_root}")
 
 
 def _recover(flow_names: list[str]) -> None:
@@ -128,4 +184,9 @@ def deploy_library(library: Library, *, pool: str, system: bool = True) -> list[
     for deployment in deployments:
         deployment.apply(work_pool_name=pool)
         names.append(f"{deployment.flow_name}/{deployment.name}")
+    if system:
+        from .timers import ensure_housekeeping, forget_deployments
+
+        forget_deployments()
+        ensure_housekeeping()  # each housekeeping run schedules the next
     return names

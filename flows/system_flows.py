@@ -1,111 +1,145 @@
-"""The system's own recurring flows: escalations of passed due times, outbox retries, durable timers."""
+"""The system's own flows: a timer run per deadline, and a rare housekeeping run as the safety net.
+
+Neither is scheduled every few seconds to look for work (``flows/timers.py`` says when
+each runs). Both do :func:`due_now`: everything the register says is due at this moment,
+each under its once-only mark, so a run that comes late, twice, or after another did
+the work changes nothing more.
+"""
 
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 from prefect import flow, get_client
-from prefect.schedules import Interval
 from prefect.types.entrypoint import EntrypointType
 
 from aftercare.engine import settings
-from aftercare.engine.clock import utc_now
+from aftercare.engine.clock import UTC, utc_now
 from aftercare.engine.loader import Library
 from aftercare.engine.register import WAIT_TIMER, Register
 from aftercare.notifications import deliver_pending, escalate_overdue, load_checked_library, send_reminders, time_out_overdue
 
 from .launching import launch_queued
 from .recovery import recover_dead_runs
+from .timers import HOUSEKEEPING_FLOW, SYSTEM_TAG, TIMER_FLOW, Timer, ensure_housekeeping, schedule, sleep_until
 from .ui_updates import current_api_url
 
 log = logging.getLogger(__name__)
-SWEEP_SECONDS = 30
 
 
 def _library() -> Library:
     return load_checked_library(settings.processes_folder())
 
 
-@flow(name="aftercare-escalations", log_prints=False, persist_result=False)
-def aftercare_escalations() -> dict[str, int]:
-    """Human steps whose due passed: escalate once per breach, remind, and let steps with on_timeout move on."""
-    register = Register()
-    library = _library()
+def due_now(register: Register, library: Library, now: datetime) -> dict[str, int]:
+    """Everything due at ``now``: escalations, reminders, timeouts (their runs rescheduled), deliveries.
+
+    Each thing is done once however often this runs (the register's marks, the outbox's
+    keys); what comes due later gets its own timer (the next reminder, an outbox retry).
+    """
     api_url = current_api_url()
-    report = escalate_overdue(register, library, utc_now(), api_url=api_url)
-    reminders = send_reminders(register, library, utc_now(), api_url=api_url)
-    timed_out = time_out_overdue(register, library, utc_now())
+    escalated = escalate_overdue(register, library, now, api_url=api_url)
+    reminded = send_reminders(register, library, now, api_url=api_url)
+    timed_out = time_out_overdue(register, library, now)
     for run in timed_out:
         flow_run_id = register.case(run.case_key).flow_run_id
         if flow_run_id:
             reschedule(flow_run_id)
-    deliver_pending(register, now=utc_now())
-    return {"escalated": len(report.escalated), "cases": len(report.cases), "reminded": len(reminders.reminded), "timed_out": len(timed_out)}
+    delivered = deliver_pending(register, now=now, limit=500)
+    schedule_outbox_retry(register, now)
+    return {
+        "escalated": len(escalated.escalated),
+        "cases": len(escalated.cases),
+        "reminded": len(reminded.reminded),
+        "timed_out": len(timed_out),
+        "delivered": len(delivered.delivered),
+        "retrying": len(delivered.retrying),
+    }
 
 
-def reschedule(flow_run_id: str) -> None:
-    """Put a suspended run back to Scheduled so its deployment runs it again from the top (a replay)."""
+def schedule_outbox_retry(register: Register, now: datetime) -> None:
+    """A timer for the earliest message waiting out its backoff (one per moment)."""
+    next_at = register.next_message_at(now)
+    if next_at is not None:
+        schedule(Timer("outbox", next_at))
+
+
+def reschedule(flow_run_id: str) -> bool:
+    """Put a paused or suspended run back to Scheduled so its deployment runs it again from the top (a replay)."""
     from prefect.states import Scheduled
 
     with get_client(sync_client=True) as client:
         run = client.read_flow_run(UUID(flow_run_id))
         if run.state is not None and run.state.is_paused():
             client.set_flow_run_state(UUID(flow_run_id), Scheduled(), force=True)
+            return True
+    return False
 
 
-@flow(name="aftercare-outbox", log_prints=False, persist_result=False)
-def aftercare_outbox() -> dict[str, int]:
-    """Deliver pending messages and retry failed attempts whose backoff has passed."""
-    report = deliver_pending(Register(), now=utc_now(), limit=500)
-    return {"delivered": len(report.delivered), "retrying": len(report.retrying), "failed": len(report.failed)}
-
-
-@flow(name="aftercare-timers", log_prints=False, persist_result=False)
-def aftercare_timers() -> dict[str, int]:
-    """Wake runs whose wait step is due, launch linked cases still queued, replay runs whose process died."""
-    from prefect.flow_runs import resume_flow_run
-
+@flow(name=TIMER_FLOW, log_prints=False, persist_result=False)
+def aftercare_timer(
+    kind: str, at: str, case: str | None = None, step: str | None = None, visit: int | None = None, every: float | None = None
+) -> dict[str, int]:
+    """One deadline's moment came: do what is due now; a reminder sets the next one."""
+    moment = datetime.fromisoformat(at).astimezone(UTC)
+    sleep_until(moment)
     register = Register()
+    report = due_now(register, _library(), max(moment, utc_now()))
+    if kind == "reminder" and case and step and visit and every:
+        _next_reminder(register, case, step, visit, every)
+    ensure_housekeeping()
+    return report
+
+
+def _next_reminder(register: Register, case: str, step: str, visit: int, every: float) -> None:
+    """While the step still waits, its next reminder: reminder ``n`` falls ``n`` periods after it began."""
+    run = register.step_run(case, step, visit)
+    if run is None or not run.is_open or every <= 0:
+        return
+    period = timedelta(seconds=every)
+    passed = int((utc_now() - run.started_at) / period)
+    schedule(Timer("reminder", run.started_at + (passed + 1) * period, case, step, visit, every))
+
+
+@flow(name=HOUSEKEEPING_FLOW, log_prints=False, persist_result=False)
+def aftercare_housekeeping(kind: str = "housekeeping", at: str | None = None) -> dict[str, int]:
+    """The safety net, every few minutes: what a lost timer left undone, queued linked cases, runs whose process died."""
+    ensure_housekeeping()  # the next one first: a failure below must not break the chain
+    if at:
+        sleep_until(datetime.fromisoformat(at).astimezone(UTC))
+    register = Register()
+    library = _library()
+    now = utc_now()
+    report = due_now(register, library, now)
     woken = 0
-    for run in register.overdue_steps(utc_now(), wait_kind=WAIT_TIMER, limit=1000):
-        record = register.case(run.case_key)
-        if record.flow_run_id is None:
-            continue
-        try:
-            resume_flow_run(UUID(record.flow_run_id))
+    for run in register.overdue_steps(now, wait_kind=WAIT_TIMER, limit=1000):
+        flow_run_id = register.case(run.case_key).flow_run_id
+        if flow_run_id and reschedule(flow_run_id):
             woken += 1
-        except Exception as error:  # noqa: BLE001 - not paused (yet): next sweep
-            log.info("could not wake %s: %s", run.case_key, error)
     launched = launch_queued(register)
-    recovered = _recover_dead_runs()
-    return {"woken": woken, "launched": len(launched), "recovered": recovered}
+    return {**report, "woken": woken, "launched": len(launched), "recovered": _recover_dead_runs(library)}
 
 
-def _recover_dead_runs() -> int:
+def _recover_dead_runs(library: Library) -> int:
     """Runs of this folder's flows whose process died (see flows/recovery.py): replay them."""
     try:
-        names = [definition.spec.process for definition in _library().definitions.values()]
+        names = [definition.spec.process for definition in library.definitions.values()]
         report = recover_dead_runs([*names, *(system_flow.name for system_flow in SYSTEM_FLOWS.values())])
-    except Exception as error:  # noqa: BLE001 - a failing check must not stop the timers
-        log.warning("recovery sweep failed: %s", error)
+    except Exception as error:  # noqa: BLE001 - a failing check must not stop the safety net
+        log.warning("recovery check failed: %s", error)
         return 0
     return len(report.rescheduled) + len(report.crashed)
 
 
-SYSTEM_FLOWS = {"aftercare_escalations": aftercare_escalations, "aftercare_outbox": aftercare_outbox, "aftercare_timers": aftercare_timers}
+SYSTEM_FLOWS = {"aftercare_timer": aftercare_timer, "aftercare_housekeeping": aftercare_housekeeping}
 
 
 def system_deployments(**options: Any) -> list[Any]:
-    """The system flows as deployments on short intervals."""
+    """The system flows as deployments without schedules: their runs are created for their moments."""
     return [
-        system_flow.to_deployment(
-            name=system_flow.name,
-            schedules=[Interval(SWEEP_SECONDS)],
-            tags=["aftercare-system"],
-            entrypoint_type=EntrypointType.MODULE_PATH,
-            **options,
-        )
+        system_flow.to_deployment(name=system_flow.name, tags=[SYSTEM_TAG], entrypoint_type=EntrypointType.MODULE_PATH, **options)
         for system_flow in SYSTEM_FLOWS.values()
     ]

@@ -7,8 +7,9 @@ every message with the same code.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from aftercare.engine.answers import HumanPlan
@@ -63,6 +64,8 @@ class Messenger:
     register: Register
     library: Library
     spec: ProcessSpec
+    on_retry: Callable[[datetime], object] | None = None
+    """Told when the earliest message waiting out a backoff is due (the flow sets a timer for it)."""
     composer: Composer = field(init=False)
     unsent: bool = field(init=False, default=False)
     """Messages were enqueued since the last delivery."""
@@ -115,9 +118,14 @@ class Messenger:
             self.unsent = True
 
     def deliver(self) -> None:
-        """Send what is pending now; what fails is retried by the outbox flow."""
-        deliver_pending(self.register, now=utc_now(), limit=50)
+        """Send what is pending now; what fails is retried at its backoff (``on_retry`` hears when)."""
+        now = utc_now()
+        report = deliver_pending(self.register, now=now, limit=50)
         self.unsent = False
+        if report.retrying and self.on_retry is not None:
+            next_at = self.register.next_message_at(now)
+            if next_at is not None:
+                self.on_retry(next_at)
 
     def deliver_unsent(self) -> None:
         """Deliver when this run enqueued messages it has not delivered yet."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from ..clock import utc_now
@@ -103,6 +103,15 @@ class Outbox(Store):
                 row.status, row.claimed_at, row.attempts = MESSAGE_SENDING, now, row.attempts + 1
             session.flush()
             return _message_records(session, rows)
+
+    def next_message_at(self, now: datetime) -> datetime | None:
+        """When the earliest message waiting out a backoff (or queued for later) is due; None when none waits."""
+        now = require_utc(now, "now")
+        statement = select(func.min(Notification.next_attempt_at)).where(
+            Notification.status == MESSAGE_PENDING, Notification.next_attempt_at > now
+        )
+        with self._read() as session:
+            return session.scalar(statement)
 
     def claim_message(self, message_id: int, now: datetime) -> MessageRecord | None:
         """Claim one pending message (to send it right away); ``None`` if not pending.

@@ -30,9 +30,8 @@ from tests.fixtures.prefect_server import PrefectServer, ServedProcess, serve_su
 pytestmark = pytest.mark.prefect_server
 
 SYSTEM_DEPLOYMENTS = [
-    "aftercare-escalations/aftercare-escalations",
-    "aftercare-outbox/aftercare-outbox",
-    "aftercare-timers/aftercare-timers",
+    "aftercare-timer/aftercare-timer",
+    "aftercare-housekeeping/aftercare-housekeeping",
 ]
 
 TICKET = """\

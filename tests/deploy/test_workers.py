@@ -43,9 +43,8 @@ DEADLINE = 600.0
 """Seconds for the fifty cases. They are CPU-bound (~600 CPU-seconds: 100 flow-run process
 start-ups and the server's work): 6.5 min here on 2 shared cores, 8.5 min under heavy load."""
 SYSTEM_DEPLOYMENTS = [
-    "aftercare-escalations/aftercare-escalations",
-    "aftercare-outbox/aftercare-outbox",
-    "aftercare-timers/aftercare-timers",
+    "aftercare-timer/aftercare-timer",
+    "aftercare-housekeeping/aftercare-housekeeping",
 ]
 
 APPROVE = """\

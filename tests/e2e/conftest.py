@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[2]
 PROCESSES = REPO / "processes"
 AFTERCARE = Path(sys.executable).with_name("aftercare")
 CORE_PROCESSES = ("issue-resolution", "risk-response", "improvement-cycle", "quality-improvement", "knowledge-capture")
-SYSTEM_DEPLOYMENTS = ("aftercare-escalations/aftercare-escalations", "aftercare-outbox/aftercare-outbox", "aftercare-timers/aftercare-timers")
+SYSTEM_DEPLOYMENTS = ("aftercare-timer/aftercare-timer", "aftercare-housekeeping/aftercare-housekeeping")
 SERVING_LINE = b"Your deployments are being served"
 SCREENSHOTS = Path(os.environ.get("AFTERCARE_E2E_SCREENSHOTS", "/tmp/aftercare-e2e"))
 

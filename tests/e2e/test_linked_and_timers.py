@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from aftercare.engine.clock import utc_now
+
 from .conftest import Aftercare, kill_group, timing, wait_until, write_team
 
 pytestmark = [pytest.mark.prefect_server]
@@ -23,7 +25,7 @@ inputs:
 steps:
   - id: cool-down
     type: wait
-    duration: 5s
+    duration: 30s
   - id: spawn
     type: start
     process: e2e-child
@@ -62,14 +64,20 @@ def test_wait_suspends_and_start_launches_linked_runs(aftercare_env: Callable[..
     with aftercare.serve() as served:
         run_id = aftercare.start("e2e-parent", {"title": "Weekly review", "items": ["回访客户 Call the customer", "Update the runbook"]})
         case = aftercare.case_of(run_id)
-        # The wait suspends the run: no process is held while the timer runs.
-        aftercare.server.wait_for_flow_run(run_id, lambda run: run.state is not None and run.state.name == "Suspended",
-                                           timeout=90, what="the wait step to suspend")
-        # A restart of serve while the timer runs: the timer lives in the register, not in a process.
+        # The wait hands the run back to Prefect, Scheduled at its moment: no process is held.
+        run = aftercare.server.wait_for_flow_run(run_id, lambda run: run.state is not None and run.state.name == "Scheduled",
+                                                 timeout=90, what="the wait step to schedule its run")
+        until = aftercare.register.step_run(case.key, "cool-down", 1).due_at
+        assert until is not None and abs((run.state.state_details.scheduled_time - until).total_seconds()) < 1
+        # serve is killed and restarted before the moment: the timer lives in Prefect, not in a process.
         kill_group(served.process)
     with aftercare.serve():
-        # The timers system flow (every 30 s) wakes the run; it replays and moves on.
+        assert utc_now() < until, "the restart took longer than the wait: nothing left to test"
         aftercare.wait_final(run_id, timeout=150)
+        done = aftercare.register.step_run(case.key, "cool-down", 1)
+        late = (done.finished_at - until).total_seconds()
+        timing("wait step fired after its moment", late)
+        assert 0 <= late < 8, f"the wait ended {late:.1f} s after its moment"
         assert aftercare.register.case(case.key).outcome == "spawned"
         wait_until(lambda: len([c for c in aftercare.register.cases(process="e2e-child") if c.outcome == "noted"]) == 2,
                    150, "both linked cases to run", aftercare.log_tail)
