@@ -11,14 +11,14 @@ Two signals tell a dead run from a live one:
   pid of its process (``aftercare.host``, ``aftercare.pid``, ``aftercare.since``). On
   the same host a process that is gone (no such pid, a zombie, or a pid another flow run
   now uses) is certain, and known at once: ``aftercare serve`` checks at start-up,
-  before it takes runs, and the timers sweep every 30 s.
+  before it takes runs, and the housekeeping run every 5 minutes.
 * heartbeats, for runs on other hosts or without a fresh label: a run emits
   ``prefect.flow-run.heartbeat`` every ``PREFECT_FLOWS_HEARTBEAT_FREQUENCY`` seconds; a
   run with none (and no state change) for ``STALE_HEARTBEATS`` periods plus a margin is
-  dead. The ``aftercare-timers`` sweep checks this every 30 s.
+  dead. The ``aftercare-housekeeping`` run checks this every 5 minutes.
 
 Process runs go back to Scheduled (a replay); system runs are marked Crashed (their next
-interval run does their work).
+next run does their work).
 """
 
 from __future__ import annotations

@@ -82,8 +82,6 @@ def serve_library(library: Library, *, system: bool = True, limit: int | None = 
     """
     import asyncio
 
-    from prefect.flows import _display_serve_start_message  # the line people (and tests) look for
-
     # The runs' own processes build their flow from this folder (aftercare.flows.compiled).
     os.environ["AFTERCARE_PROCESSES"] = str(Path(library.root or "processes").resolve())
     cases = [process_deployment(definition, library) for definition in library.definitions.values()]
@@ -97,7 +95,6 @@ def serve_library(library: Library, *, system: bool = True, limit: int | None = 
         from prefect.settings import get_current_settings
 
         limit = get_current_settings().runner.process_limit
-    _display_serve_start_message(*cases, *systems)
     try:
         asyncio.run(_serve(cases, systems, limit=limit, poll=poll))
     except KeyboardInterrupt:
@@ -108,6 +105,7 @@ async def _serve(cases: list[RunnerDeployment], systems: list[RunnerDeployment],
     """Run the cases' runner and the system's runner side by side until stopped."""
     import asyncio
 
+    from prefect.flows import _display_serve_start_message
     from prefect.runner import Runner
 
     runners = []
@@ -121,6 +119,7 @@ async def _serve(cases: list[RunnerDeployment], systems: list[RunnerDeployment],
             await system_runner.aadd_deployment(deployment)
         runners.append(system_runner)
         await asyncio.to_thread(_after_start, library_root=os.environ["AFTERCARE_PROCESSES"])
+    _display_serve_start_message(*cases, *systems)  # once every deployment is up to date: the line people (and tests) wait for
     await asyncio.gather(*(runner.start() for runner in runners))
 
 

@@ -14,7 +14,7 @@ import contextlib
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -219,10 +219,19 @@ class TestServedFolder:
                 assert deployment.entrypoint == f"aftercare.flows.compiled.{process.replace('-', '_')}"
                 assert deployment.paused is False
                 assert deployment.enforce_parameter_schema is True
-            for name in SYSTEM_DEPLOYMENTS:  # the system's own sweeps are served beside them
-                system = client.read_deployment_by_name(name)
-                assert [s.schedule.interval for s in system.schedules] == [timedelta(seconds=30)]
+            for name in SYSTEM_DEPLOYMENTS:  # the system's flows are served beside them, with no schedule:
+                system = client.read_deployment_by_name(name)  # their runs are made for their moments
+                assert system.schedules == []
                 assert system.tags == ["aftercare-system"]
+            # The safety net is one run, Scheduled at the next 5-minute mark, and no more.
+            housekeeping = client.read_deployment_by_name("aftercare-housekeeping/aftercare-housekeeping")
+            now = datetime.now(timezone.utc)
+            from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterDeploymentId
+
+            runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(deployment_id=FlowRunFilterDeploymentId(any_=[housekeeping.id])), limit=200)
+            pending = [r for r in runs if r.state_name == "Scheduled" and r.expected_start_time > now]
+            assert len(pending) == 1 and pending[0].name == "aftercare · housekeeping"
+            assert pending[0].expected_start_time.minute % 5 == 0 and pending[0].expected_start_time.second == 0
 
     def test_inputs_become_a_typed_parameter_schema(self, prefect_server: PrefectServer, served: Served) -> None:
         schema = _deployment(prefect_server, "dt-ticket/dt-ticket").parameter_openapi_schema
