@@ -15,7 +15,10 @@ default's database), the register in a SQLite file, and:
    every flow-run process it started) over the window after a warm-up.
 2. **Answers**: a served case of 21 approval steps; 20 times: wait until the run is
    suspended at step n, answer it (``submit_answer``, what ``aftercare answer`` does), and
-   time until step n+1 has begun in the register. The floor: 20 runs of a one-step
+   time until step n+1 has begun in the register. Each answer comes ``--think`` seconds
+   (3) after the suspension: the suspended execution's process needs about a second to
+   exit (Prefect joins its heartbeat thread), and the runner takes the run up again only
+   after that; an answer within that second waits for it (``--think 0`` shows it). The floor: 20 runs of a one-step
    process created through the API, Prefect's own time from the run's creation to its
    Running state (``start_time - created``) under the same serve.
 3. **Timers**: 100 waiting steps whose ``due`` falls within one minute, written to the
@@ -60,10 +63,11 @@ FLOOR = "bench-floor"
 TIMERS = "bench-timers"
 PLAIN_SERVE = """\
 import sys
+from pathlib import Path
 from prefect import serve
 from aftercare.flows.serving import process_deployment
 from aftercare.notifications import load_checked_library
-library = load_checked_library(sys.argv[1])
+library = load_checked_library(Path(sys.argv[1]))
 serve(*[process_deployment(d, library) for d in library.definitions.values()])
 """
 
@@ -127,6 +131,9 @@ def idle(server: PrefectServer, env: dict[str, str], root: Path, seconds: float)
     commands = [[*_python_script("aftercare"), "serve", str(ROOT / "processes")], [sys.executable, str(script), str(ROOT / "processes")]]
     with _processes(commands, env, root) as (aftercare, plain):
         time.sleep(45)  # both started, deployments made, first polls done
+        for process in (aftercare, plain):
+            if process.poll() is not None:
+                raise SystemExit(f"{process.args} exited with {process.returncode} (logs in {root})")
         before = [_cpu_seconds(p.pid) for p in (aftercare, plain)]
         server_before = _cpu_seconds(server.process.pid)
         time.sleep(seconds)
@@ -137,9 +144,12 @@ def idle(server: PrefectServer, env: dict[str, str], root: Path, seconds: float)
     print(f"   aftercare serve processes/ : {used[0]:6.1f} CPU-s = {share[0]:.2f} % of a core (poll 1 s, timers and housekeeping on)")
     print(f"   plain Prefect serve        : {used[1]:6.1f} CPU-s = {share[1]:.2f} % of a core (Prefect's defaults, poll 10 s)")
     print(f"   difference {share[0] - share[1]:+.2f} % of a core (goal: within 1); Prefect server meanwhile {100 * server_used / seconds:.2f} %")
+    for process in (aftercare, plain):
+        if process.returncode not in (None, 0, -15, -9):
+            print(f"   note: {process.args[-2:]} ended with {process.returncode}")
 
 
-def answers(server: PrefectServer, env: dict[str, str], root: Path, count: int) -> None:
+def answers(server: PrefectServer, env: dict[str, str], root: Path, count: int, think: float) -> None:
     from aftercare.engine.register import Register
     from aftercare.flows.answering import submit_answer
     from aftercare.notifications import load_checked_library
@@ -164,17 +174,28 @@ def answers(server: PrefectServer, env: dict[str, str], root: Path, count: int) 
         run = client.create_flow_run_from_deployment(deployment.id, parameters={"title": "answers"})
         _wait(lambda: register.case_for_run(str(run.id)) is not None, 60, "the case")
         key = register.case_for_run(str(run.id)).key  # type: ignore[union-attr]
-        latencies = []
+        latencies, submits, to_running, replays = [], [], [], []
         for n in range(1, count + 1):
             step = f"a{n}"
             _wait(lambda: (client.read_flow_run(run.id).state_name == "Suspended" and register.case(key).current_step == step), 60,
                   f"suspension at {step}")
+            time.sleep(think)  # a person reads the message first; meanwhile the suspended run's process exits
             answered = time.time()
             submit_answer(key, step, by="li.na", decision="approve", library=library, register=register)
+            submitted = time.time()
             _wait(lambda: register.step_run(key, f"a{n + 1}", 1) is not None, 60, f"step a{n + 1}")
-            latencies.append(register.step_run(key, f"a{n + 1}", 1).started_at.timestamp() - answered)  # type: ignore[union-attr]
-    print(f"2. from an answer (submit_answer, as `aftercare answer`) to the next step's start: {_median_p90(latencies)} (goal: median <= 3 s)")
+            next_start = register.step_run(key, f"a{n + 1}", 1).started_at.timestamp()  # type: ignore[union-attr]
+            running = min(state.timestamp.timestamp() for state in client.read_flow_run_states(run.id)
+                          if state.type.value == "RUNNING" and state.timestamp.timestamp() > submitted)
+            latencies.append(next_start - answered)
+            submits.append(submitted - answered)
+            to_running.append(running - submitted)
+            replays.append(next_start - running)
+    print(f"2. from an answer (submit_answer, as `aftercare answer`; given {think:.0f} s after the step began waiting) "
+          f"to the next step's start: {_median_p90(latencies)} (goal: median <= 3 s)")
     print(f"   floor, Prefect's own flow-run start (created -> Running) under the same serve: {_median_p90(floor)}")
+    print(f"   of which: the answer's check and resume {_median_p90(submits)}; resumed -> Running {_median_p90(to_running)}; "
+          f"Running -> next step begun (replay) {_median_p90(replays)}")
 
 
 def _has_deployment(client: Any, process: str) -> bool:
@@ -242,6 +263,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--idle", type=float, default=300.0, help="seconds of idle measurement")
     parser.add_argument("--answers", type=int, default=20)
+    parser.add_argument("--think", type=float, default=3.0,
+                        help="seconds between a step's suspension and its answer (the suspended run's process takes ~1 s to exit, "
+                             "and its runner takes the run again only then)")
     parser.add_argument("--timers", type=int, default=100)
     parser.add_argument("--skip", choices=["idle", "answers", "timers"], action="append", default=[])
     args = parser.parse_args()
@@ -256,7 +280,7 @@ def main() -> None:
                 idle(server, env, root, args.idle)
             with server.activate():
                 if "answers" not in args.skip:
-                    answers(server, env, root, args.answers)
+                    answers(server, env, root, args.answers, args.think)
                 if "timers" not in args.skip:
                     timers(server, env, root, args.timers)
             print(f"load average at the end {os.getloadavg()[0]:.1f}; run id {uuid.uuid4().hex[:6]}")

@@ -13,7 +13,7 @@ until every run is Suspended, and measures:
 
 * the RSS of the serve process and of its whole process tree (``VmRSS`` of
   ``/proc/PID/status`` for the serve pid and every descendant), taken at a quiet moment
-  (no child process: the system flows start short-lived runs every 30 s);
+  (no child process: a timer or housekeeping run may be running);
 * the children of serve, each named by its flow run (``PREFECT__FLOW_RUN_ID`` in its
   environment): a waiting case must hold none.
 
@@ -160,7 +160,7 @@ def sample(pid: int, waiting: int) -> Sample:
 def quiet_sample(pid: int, waiting: int, *, timeout: float = 90.0, settle: float = 2.0) -> Sample:
     """A sample taken when serve has had no child process for ``settle`` seconds.
 
-    The system flows start a short-lived run every 30 s; waiting for a quiet moment
+    A timer or housekeeping run may start a short-lived process; waiting for a quiet moment
     measures what serve itself holds. Falls back to the last sample after ``timeout``.
     """
     deadline = time.monotonic() + timeout

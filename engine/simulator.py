@@ -193,7 +193,7 @@ class Simulator:
         return notify_result((m.recipient for m in messages), messages[0].subject if messages else "", self.clock, len(messages))
 
     def escalate(self, case: CaseState, step: HumanStep, visit: int, plan: HumanPlan) -> None:
-        """The step's due passed while it waits: what the escalations flow would send."""
+        """The step's due passed while it waits: what its timer run would send."""
         self._keep(step.id, visit, "escalation", self.composer.escalation(case.scope(self.clock), step, plan, visit))
 
     def _keep(self, step_id: str, visit: int, kind: str, messages: Sequence[ComposedMessage]) -> None:
@@ -270,7 +270,7 @@ class _Script:
         return scripted.submission
 
     def _pass_due(self) -> None:
-        """The clock reaches the due: escalated once, as the escalations flow does."""
+        """The clock reaches the due: escalated once, as its timer run does."""
         assert self.plan.due_at is not None
         self.simulator.clock = max(self.simulator.clock, self.plan.due_at)
         if not self.escalated:

@@ -31,12 +31,12 @@ from aftercare.engine.errors import AnswerError, StepError
 from aftercare.engine.loader import Library
 from aftercare.engine.register import CASE_QUEUED, WAIT_PERSON, WAIT_TIMER, Register, StepRunRecord
 from aftercare.engine.results import record_result, start_result, wait_result
-from aftercare.engine.spec import DecisionStep, EndStep, HumanStep, NotifyStep, ProcessSpec, RecordStep, StartStep, StepSpec, WaitStep
+from aftercare.engine.spec import DecisionStep, EndStep, HumanStep, NotifyStep, ProcessSpec, RecordStep, StartStep, StepSpec, WaitStep, is_human
 from aftercare.notifications import Messenger
 
 from . import artifacts, ui_updates
 from .run_input import answer_from_input, answer_model, describe
-from .timers import Timer, schedule
+from .timers import Timer, drop_timers, schedule
 
 T = TypeVar("T")
 
@@ -201,6 +201,8 @@ class PrefectExecutor:
             stored = self._as_task(step, visit, store) if isinstance(step, (DecisionStep, EndStep, WaitStep)) else store()
         if isinstance(step, NotifyStep):
             self.messenger.deliver()
+        if is_human(step) and _has_deadlines(step):
+            drop_timers(case.key, step.id, visit)  # decided: its due and reminders are moot
         return dict(stored.result or result)
 
     def finish(self, case: CaseState, outcome: str) -> None:
@@ -208,6 +210,8 @@ class PrefectExecutor:
         self.messenger.closed(case, outcome, self.links)
         self.messenger.deliver_unsent()
         artifacts.publish(self.register, case, self.links, self.flow_run_id)
+        if self.spec.sla is not None or any(_has_deadlines(step) for step in self.spec.steps if is_human(step)):
+            drop_timers(case.key)  # closed: its SLA and any deadline left are moot
 
     def begin_pending(self, case: CaseState) -> None:
         """Write the begin of automatic steps that never completed (the run failed in them)."""
@@ -265,7 +269,7 @@ class _ResumeForm:
     def now(self) -> datetime:
         clock = utc_now()
         if self.run is not None and self.run.timed_out_at is not None:
-            # The step was marked timed out (the escalations flow, or a scripted run's
+            # The step was marked timed out (its timer run, or a scripted run's
             # `timeout: true`): its due counts as passed whatever this machine's clock says.
             return max(clock, self.run.timed_out_at, self.run.due_at or clock)
         return clock
@@ -387,6 +391,11 @@ def step_task(step_id: str) -> Task[..., Any]:
         cached = task(name=step_id, task_run_name=run_name, cache_policy=NO_CACHE, persist_result=False, log_prints=False)(_step_work)
         _STEP_TASKS[step_id] = cached
     return cached
+
+
+def _has_deadlines(step: StepSpec) -> bool:
+    """Whether a human step sets timers (a ``due`` or reminders)."""
+    return bool(getattr(step, "due", None) or getattr(step, "remind_every", None))
 
 
 def _suspend_until(flow_run_id: Any, until: datetime, key: str) -> None:

@@ -4,7 +4,7 @@ With an answers file, a feeder thread answers each step as the run asks, through
 run's resume form like a person would, in the order the file gives (``after:`` orders,
 it does not sleep). An answer scripted after the due of a step with ``on_timeout`` is too
 late, and ``timeout: true`` lets the due pass: the feeder marks the step timed out in the
-register, as the escalations flow does when the due really passes, and the run takes
+register, as the due's timer run does when the due really passes, and the run takes
 ``on_timeout`` at once. The answers file is read by the engine's one parser.
 """
 

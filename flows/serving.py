@@ -69,6 +69,10 @@ POLL_SECONDS = 1.0
 """How often ``aftercare serve`` asks Prefect for runs due (Prefect's own default is 10 s)."""
 SYSTEM_LIMIT = 2
 """System runs (timers, housekeeping) at once, in their own runner: never in a case's slot."""
+SYSTEM_POLL_SECONDS = 5.0
+"""How often the system's runner asks for timer runs. Their moments are known ahead and a
+runner takes runs up to its prefetch (10 s) early, the run sleeping until its moment, so a
+slower poll costs no lateness and saves idle CPU."""
 
 
 def serve_library(library: Library, *, system: bool = True, limit: int | None = None, poll: float = POLL_SECONDS) -> None:
@@ -77,8 +81,9 @@ def serve_library(library: Library, *, system: bool = True, limit: int | None = 
     Two Prefect runners share the process: one for cases, with ``limit`` (Prefect's
     ``PREFECT_RUNNER_PROCESS_LIMIT`` by default), and one for the system's timer and
     housekeeping runs with its own small limit, so cases never wait behind system work.
-    Both ask for due runs every ``poll`` seconds: an answered or rescheduled case starts
-    within about that, plus the time Prefect takes to start a run's process.
+    The cases' runner asks for due runs every ``poll`` seconds: an answered or rescheduled
+    case starts within about that, plus the time Prefect takes to start a run's process.
+    The system's runner asks every :data:`SYSTEM_POLL_SECONDS` (docs/time.md).
     """
     import asyncio
 
@@ -114,7 +119,7 @@ async def _serve(cases: list[RunnerDeployment], systems: list[RunnerDeployment],
         await case_runner.aadd_deployment(deployment)
     runners.append(case_runner)
     if systems:
-        system_runner = Runner(limit=SYSTEM_LIMIT, query_seconds=poll, pause_on_shutdown=False)
+        system_runner = Runner(limit=SYSTEM_LIMIT, query_seconds=max(poll, SYSTEM_POLL_SECONDS), pause_on_shutdown=False)
         for deployment in systems:
             await system_runner.aadd_deployment(deployment)
         runners.append(system_runner)

@@ -114,6 +114,40 @@ def schedule(timer: Timer) -> str | None:
         return None
 
 
+def drop_timers(case_key: str, step: str | None = None, visit: int | None = None) -> int:
+    """Delete a case's timer runs still waiting for their moment (of one step visit, or all): nothing is due any more.
+
+    Keeps the Runs page to what will happen. A timer run already taken by a runner just
+    finds nothing due.
+
+    Returns:
+        How many were deleted.
+    """
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType, FlowRunFilterTags
+    from prefect.client.schemas.objects import StateType
+
+    dropped = 0
+    try:
+        with get_client(sync_client=True) as client:
+            runs = client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(
+                    tags=FlowRunFilterTags(all_=[SYSTEM_TAG, f"timer-of:{case_key}"]),
+                    state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED])),
+                ),
+                limit=200,
+            )
+            for run in runs:
+                parameters = run.parameters or {}
+                if step is not None and (parameters.get("step") != step or parameters.get("visit") != visit):
+                    continue
+                client.delete_flow_run(run.id)
+                dropped += 1
+    except Exception as error:  # noqa: BLE001 - a leftover timer run finds nothing due
+        log.info("could not drop the timers of %s: %s", case_key, error)
+    return dropped
+
+
 def _deployment_id(client: Any, flow_name: str) -> UUID | None:
     """The deployment (named after its flow) on this API; remembered once found."""
     from prefect.exceptions import ObjectNotFound
@@ -166,6 +200,7 @@ __all__ = [
     "SYSTEM_TAG",
     "TIMER_FLOW",
     "Timer",
+    "drop_timers",
     "ensure_housekeeping",
     "forget_deployments",
     "next_housekeeping",

@@ -190,8 +190,8 @@ def test_two_workers_run_fifty_cases_each_step_once(
         "AFTERCARE_DATABASE_URL": pg_register_url,
     }
     with server.client() as client:
-        # The system's sweeps run every 30 s each, a flow-run process every 10 s between
-        # them: not what this test measures, and on two cores they would slow it by a third.
+        # The system's timer and housekeeping runs are not what this test measures: paused,
+        # the workers take only cases.
         for name in SYSTEM_DEPLOYMENTS:
             assert f"deployed {name} to work pool {pool}" in deployed
             client.pause_deployment(client.read_deployment_by_name(name).id)

@@ -224,7 +224,7 @@ def json_hook(url: str, path: str = "/hook", **options: str) -> str:
 def wait_delivered(register: Register, keys: Sequence[str], channel_prefix: str = "", timeout: float = 60.0) -> list[Any]:
     """The outbox messages of some cases once all of them (on channels starting so) are delivered.
 
-    The case's own run delivers at once; the ``aftercare-outbox`` flow, which may claim a
+    The case's own run delivers at once; a timer or housekeeping run, which may claim a
     message first, delivers it a moment later.
     """
     from aftercare.engine.register import MESSAGE_DELIVERED

@@ -121,7 +121,7 @@ def test_each_step_and_message_exists_once_after_suspend_resume_replay(
     # ... and arrived exactly once where it was sent.
     smtp_sink.wait_for(len(emails), timeout=30)
     http_listener.wait_for(len(hooks), timeout=30)
-    time.sleep(2)  # a duplicate would come now (the outbox flow runs every 30 s; deliveries are immediate)
+    time.sleep(2)  # a duplicate would come now (a retry would be a timer run; deliveries are immediate)
     mails = list(smtp_sink.messages)
     assert len(mails) == len(emails), sorted(m.subject for m in mails)
     assert Counter(m.message["Message-ID"] for m in mails).most_common(1)[0][1] == 1
