@@ -201,7 +201,7 @@ class PrefectExecutor:
             stored = self._as_task(step, visit, store) if isinstance(step, (DecisionStep, EndStep, WaitStep)) else store()
         if isinstance(step, NotifyStep):
             self.messenger.deliver()
-        if is_human(step) and _has_deadlines(step):
+        if self.suspend and is_human(step) and _has_deadlines(step):
             drop_timers(case.key, step.id, visit)  # decided: its due and reminders are moot
         return dict(stored.result or result)
 
@@ -210,7 +210,7 @@ class PrefectExecutor:
         self.messenger.closed(case, outcome, self.links)
         self.messenger.deliver_unsent()
         artifacts.publish(self.register, case, self.links, self.flow_run_id)
-        if self.spec.sla is not None or any(_has_deadlines(step) for step in self.spec.steps if is_human(step)):
+        if self.suspend and (self.spec.sla is not None or any(_has_deadlines(step) for step in self.spec.steps if is_human(step))):
             drop_timers(case.key)  # closed: its SLA and any deadline left are moot
 
     def begin_pending(self, case: CaseState) -> None:
@@ -222,7 +222,12 @@ class PrefectExecutor:
     # --- helpers -----------------------------------------------------------------------
 
     def _set_timers(self, case: CaseState, step: HumanStep, visit: int, plan: HumanPlan) -> None:
-        """Prefect runs for this wait's deadlines: its ``due`` and its first reminder (each sets the next)."""
+        """Prefect runs for this wait's deadlines: its ``due`` and its first reminder (each sets the next).
+
+        Only a served or deployed run sets them; a foreground run watches its own due.
+        """
+        if not self.suspend:
+            return
         if plan.due_at is not None and plan.due_at > self.now():
             schedule(Timer("due", plan.due_at, case.key, step.id, visit))
         if step.remind_every:

@@ -95,7 +95,8 @@ def run_definition(definition: LoadedDefinition, library: Library, parameters: d
     url = run_url(str(flow_run.id), api_url=ui_updates.current_api_url())
     links = {"run": url} if url else {}
     case = CaseState.from_record(record, url=url)
-    messenger = Messenger(register, library, spec, on_retry=lambda at: schedule(Timer("outbox", at)))
+    served = flow_run.deployment_id is not None  # a foreground run has no timer runs: it watches its own deadlines
+    messenger = Messenger(register, library, spec, on_retry=(lambda at: schedule(Timer("outbox", at))) if served else None)
     messenger.opened(case, links)
     executor = PrefectExecutor(
         spec=spec,
@@ -103,12 +104,12 @@ def run_definition(definition: LoadedDefinition, library: Library, parameters: d
         library=library,
         register=register,
         messenger=messenger,
-        suspend=flow_run.deployment_id is not None,
+        suspend=served,
         flow_run_id=flow_run.id,
         links=links,
         launch=launch_case,
     )
-    if executor.fresh and record.due_at is not None:
+    if served and executor.fresh and record.due_at is not None:
         schedule(Timer("sla", record.due_at, record.key))  # the case's own deadline (``sla.due``)
     try:
         outcome = run_case(spec, library.team, executor, case)
