@@ -29,7 +29,7 @@ from aftercare.engine.clock import utc_now
 from aftercare.engine.durations import parse_duration
 from aftercare.engine.errors import AnswerError, StepError
 from aftercare.engine.loader import Library
-from aftercare.engine.register import CASE_QUEUED, WAIT_PERSON, WAIT_TIMER, Register, StepRunRecord
+from aftercare.engine.register import CASE_FAILED, CASE_QUEUED, WAIT_PERSON, WAIT_TIMER, Register, StepRunRecord
 from aftercare.engine.results import record_result, start_result, wait_result
 from aftercare.engine.spec import DecisionStep, EndStep, HumanStep, NotifyStep, ProcessSpec, RecordStep, StartStep, StepSpec, WaitStep, is_human
 from aftercare.notifications import Messenger
@@ -305,7 +305,17 @@ class _ResumeForm:
         return Submission(by=person, decision=decision, comment=comment, fields=fields)
 
     def _timed_out(self) -> bool:
-        """Whether a foreground pause should end without an answer: the step timed out."""
+        """Whether a foreground pause should end without an answer: the step timed out.
+
+        Raises:
+            StepError: the case was failed from outside while it waited (``aftercare run``'s
+                feeder refused its scripted answer); the run stops here rather than only by
+                the feeder's interrupt, which was seen to be lost.
+        """
+        if self.register.case(self.case.key).status == CASE_FAILED:
+            run = self.register.step_run(self.case.key, self.step.id, self.visit)
+            reason = (run.result or {}).get("error") if run is not None else None
+            raise StepError(str(reason or f"case {self.case.key} failed while {self.step.id!r} waited"))
         if not self.step.on_timeout or self.plan.due_at is None:
             return False  # a passed due never decides such a step: only an answer ends the wait
         run = self.register.step_run(self.case.key, self.step.id, self.visit)
