@@ -3,6 +3,7 @@
 from .database import default_url, dispose, engine_for
 from .migrate import current_revision, head_revision, upgrade
 from .records import (
+    CASE_CANCELLED,
     CASE_CLOSED,
     CASE_FAILED,
     CASE_OPEN,
@@ -16,11 +17,13 @@ from .records import (
     STEP_DONE,
     STEP_FAILED,
     STEP_WAITING,
+    STEP_WITHDRAWN,
     WAIT_PERSON,
     WAIT_TIMER,
     AnswerOutcome,
     AnswerRecord,
     AuditRecord,
+    CancelOutcome,
     CaseRecord,
     CycleTime,
     MessageDraft,
@@ -36,6 +39,7 @@ from .store import UNSET
 from .timeline import render_timeline
 
 __all__ = [
+    "CASE_CANCELLED",
     "CASE_CLOSED",
     "CASE_FAILED",
     "CASE_OPEN",
@@ -49,12 +53,14 @@ __all__ = [
     "STEP_DONE",
     "STEP_FAILED",
     "STEP_WAITING",
+    "STEP_WITHDRAWN",
     "UNSET",
     "WAIT_PERSON",
     "WAIT_TIMER",
     "AnswerOutcome",
     "AnswerRecord",
     "AuditRecord",
+    "CancelOutcome",
     "CaseRecord",
     "CycleTime",
     "Decide",

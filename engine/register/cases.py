@@ -16,7 +16,7 @@ from .column_types import check_json, require_utc
 from .history import add_audit
 from .keys import allocate_key
 from .models import Case, StepRun
-from .records import CASE_CLOSED, CASE_FAILED, CASE_OPEN, CASE_QUEUED, OPEN_STEP_STATUSES, STEP_FAILED, CaseRecord
+from .records import CASE_CANCELLED, CASE_CLOSED, CASE_FAILED, CASE_OPEN, CASE_QUEUED, OPEN_STEP_STATUSES, STEP_FAILED, CaseRecord
 from .rows import (
     case_record,
     case_records,
@@ -186,16 +186,46 @@ class CaseStore(Store):
         with self._read() as session:
             return case_records(session, statement)
 
+    def open_case_runs(self, *, limit: int = 10_000) -> dict[str, str]:
+        """The flow runs of open cases: flow run id -> case key, oldest case first.
+
+        What a sweep compares with Prefect's run states (a run cancelled in the Prefect
+        UI while its case is open in the register).
+        """
+        statement = (
+            select(Case.flow_run_id, Case.key)
+            .where(Case.closed_at.is_(None), Case.flow_run_id.is_not(None))
+            .order_by(Case.id)
+            .limit(limit)
+        )
+        with self._read() as session:
+            return {str(run_id): key for run_id, key in session.execute(statement)}
+
+    def cancelled_case_runs(self, since: datetime, *, limit: int = 1000) -> dict[str, str]:
+        """The flow runs of cases cancelled since a moment: flow run id -> case key.
+
+        What a sweep checks are over in Prefect too (a cancel whose Prefect part failed).
+        """
+        since = require_utc(since, "since")
+        statement = (
+            select(Case.flow_run_id, Case.key)
+            .where(Case.status == CASE_CANCELLED, Case.closed_at >= since, Case.flow_run_id.is_not(None))
+            .order_by(Case.id)
+            .limit(limit)
+        )
+        with self._read() as session:
+            return {str(run_id): key for run_id, key in session.execute(statement)}
+
     def processes(self) -> list[str]:
         """The processes the register has cases of, sorted."""
         with self._read() as session:
             return sorted(session.scalars(select(Case.process).distinct()))
 
     def statuses(self) -> list[str]:
-        """The statuses cases have in the register, with the engine's own (open, closed, queued, failed), sorted."""
+        """The statuses cases have in the register, with the engine's own (open, closed, queued, failed, cancelled), sorted."""
         with self._read() as session:
             found = set(session.scalars(select(Case.status).distinct()))
-        return sorted(found | {CASE_OPEN, CASE_CLOSED, CASE_QUEUED, CASE_FAILED})
+        return sorted(found | {CASE_OPEN, CASE_CLOSED, CASE_QUEUED, CASE_FAILED, CASE_CANCELLED})
 
     def update_case(
         self,
@@ -252,7 +282,7 @@ class CaseStore(Store):
         """
         when = require_utc(at, "at") if at else utc_now()
         with self._write() as session:
-            return _close(session, key, status, outcome, when, actor, "case.closed")
+            return close_in(session, key, status, outcome, when, actor, "case.closed")
 
     def fail_case(self, key: str, reason: str, *, at: datetime | None = None, actor: str = SYSTEM_ACTOR) -> CaseRecord:
         """Close a case whose run failed and will not go on: status and outcome ``failed``, the reason audited.
@@ -274,7 +304,7 @@ class CaseStore(Store):
                     .where(StepRun.case_id == state_row.id, StepRun.status.in_(OPEN_STEP_STATUSES))
                     .values(status=STEP_FAILED, finished_at=when, result={"error": reason})
                 )
-            return _close(session, key, CASE_FAILED, CASE_FAILED, when, actor, "case.failed", detail=reason)
+            return close_in(session, key, CASE_FAILED, CASE_FAILED, when, actor, "case.failed", detail=reason)
 
     def overdue_cases(self, now: datetime, *, limit: int = 1000) -> list[CaseRecord]:
         """Open cases whose SLA ``due_at`` passed and whose breach is not escalated yet."""
@@ -392,10 +422,10 @@ def audit_case_change(
         add_audit(session, case_id, "case.updated", actor, at, before={k: before[k] for k in changed}, after={k: after[k] for k in changed})
 
 
-def _close(
+def close_in(
     session: Session, key: str, status: str, outcome: str, when: datetime, actor: str, event: str, detail: str | None = None
 ) -> CaseRecord:
-    """Close a case (unless it is closed already) with its status and outcome, audited as ``event``."""
+    """Close a case in the session's transaction (unless it is closed already) with its status and outcome, audited as ``event``."""
     state_row = case_state_row(session, key, lock=True)
     if state_row.closed_at is not None:
         return case_records(session, case_select().where(Case.id == state_row.id))[0]

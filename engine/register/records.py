@@ -10,8 +10,13 @@ STEP_ACTIVE = "active"
 STEP_WAITING = "waiting"
 STEP_DONE = "done"
 STEP_FAILED = "failed"
+STEP_WITHDRAWN = "withdrawn"
+"""A step run ended without an answer because the case no longer needs it (a cancel, a
+join that fired, an ``end`` in another branch); its result is ``{"withdrawn": true}``."""
 OPEN_STEP_STATUSES = (STEP_ACTIVE, STEP_WAITING)
 """A step run in one of these is still running; any other status is final."""
+WITHDRAWN_RESULT = {"withdrawn": True}
+"""The result a withdrawn step keeps (expressions test ``steps['x'].withdrawn``)."""
 
 WAIT_PERSON = "person"
 """``StepRunRecord.wait_kind`` of a human step: it waits for people to answer."""
@@ -25,6 +30,8 @@ CASE_QUEUED = "queued"
 """A linked case opened by a ``start`` step, waiting for its flow run."""
 CASE_FAILED = "failed"
 """A case whose run failed and will not go on (``Register.fail_case``)."""
+CASE_CANCELLED = "cancelled"
+"""A case somebody cancelled (``Register.cancel_case``): its status and its outcome."""
 
 MESSAGE_PENDING = "pending"
 MESSAGE_SENDING = "sending"
@@ -96,6 +103,26 @@ class StepRunRecord:
     def is_open(self) -> bool:
         """True while the step is active or waiting (not yet done or decided)."""
         return self.status in OPEN_STEP_STATUSES
+
+
+@dataclass(frozen=True)
+class CancelOutcome:
+    """What :meth:`Register.cancel_case` did, in its one transaction.
+
+    Attributes:
+        case: the case, now closed with status and outcome ``cancelled``.
+        withdrawn: its step runs that were open and are withdrawn now, in the order they started.
+        children: the linked cases it waited for (opened by a step withdrawn now), each
+            cancelled in the same transaction, with what that did (recursively).
+    """
+
+    case: CaseRecord
+    withdrawn: tuple[StepRunRecord, ...]
+    children: tuple[CancelOutcome, ...] = ()
+
+    def every(self) -> tuple[CancelOutcome, ...]:
+        """This outcome and every child's, parents before their children."""
+        return (self, *(outcome for child in self.children for outcome in child.every()))
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .answers import AnswerStore
+from .cancelling import CancelStore
 from .cases import CaseStore
 from .dashboard import Dashboard
 from .definitions import DefinitionStore
@@ -11,14 +12,15 @@ from .outbox import Outbox
 from .steps import StepStore
 
 
-class Register(CaseStore, StepStore, AnswerStore, Outbox, History, Dashboard, DefinitionStore):
+class Register(CaseStore, StepStore, AnswerStore, CancelStore, Outbox, History, Dashboard, DefinitionStore):
     """Every case, step, answer, message and audit event, on SQLite or PostgreSQL.
 
     Each method runs in its own transaction and returns frozen records, never ORM
     rows. Writes the runtime repeats on a replay are idempotent: opening a case
     with the same idempotency key or flow run, beginning or completing the same
-    step visit, enqueueing the same message key, closing a closed case, all
-    return what the first call stored and write nothing.
+    step visit, enqueueing the same message key, closing a closed case,
+    withdrawing a finished step, all return what the first call stored (or
+    ``None``) and write nothing; cancelling a closed case is refused.
 
     A step run's facts are typed columns, never strings to split or audit rows to
     scan: ``eligible`` (the person ids who may answer), ``wait_kind`` (people or a
@@ -32,11 +34,13 @@ class Register(CaseStore, StepStore, AnswerStore, Outbox, History, Dashboard, De
     use (once per process and URL). Its parts:
 
     - cases (:class:`CaseStore`): ``open_case``, ``case``, ``case_for_run``,
-      ``cases``, ``update_case``, ``close_case``, ``overdue_cases``,
-      ``mark_case_escalated``;
+      ``cases``, ``update_case``, ``close_case``, ``fail_case``, ``overdue_cases``,
+      ``mark_case_escalated``, ``open_case_runs``, ``cancelled_case_runs``;
     - steps (:class:`StepStore`): ``begin_step``, ``update_step``,
-      ``complete_step``, ``step_run``, ``step_runs``, ``open_steps``,
+      ``complete_step``, ``withdraw_step``, ``step_run``, ``step_runs``, ``open_steps``,
       ``overdue_steps``, ``mark_escalated``, ``mark_timed_out``;
+    - cancelling (:class:`CancelStore`): ``cancel_case`` (its waiting steps withdrawn,
+      the linked cases it waits for cancelled too, in one transaction);
     - answers (:class:`AnswerStore`): ``answer``, ``refuse_answer``, ``answers``;
     - outbox (:class:`Outbox`): ``enqueue``, ``due_messages``, ``claim_message``,
       ``mark_delivered``, ``mark_attempt_failed``, ``messages``, ``retry_now``;

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Row, select, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from ..clock import utc_now
 from ..errors import NotFoundError
 from .column_types import check_json, require_utc
 from .cases import UPDATE_CASE, audit_case_change, case_changes
@@ -19,7 +20,9 @@ from .records import (
     OPEN_STEP_STATUSES,
     STEP_ACTIVE,
     STEP_DONE,
+    STEP_WITHDRAWN,
     WAIT_KINDS,
+    WITHDRAWN_RESULT,
     MessageDraft,
     StepRunRecord,
 )
@@ -224,6 +227,66 @@ class StepStore(Store):
                 _finish_with(session, case, {}, step_id, visit, finished, messages, case_fields, case_status, actor)
             return to_step_record(row, case.key)
 
+    def withdraw_step(
+        self,
+        key: str,
+        step_id: str,
+        visit: int,
+        *,
+        reason: str,
+        at: datetime | None = None,
+        actor: str = SYSTEM_ACTOR,
+    ) -> StepRunRecord | None:
+        """Withdraw a step visit the case no longer needs: status ``withdrawn``, result ``{"withdrawn": true}``.
+
+        An open (active or waiting) run is withdrawn, with its finish time and the audit
+        event ``step.withdrawn`` naming the reason; a visit never begun in the register is
+        written withdrawn at once (the runner may withdraw a step it has not begun).
+        Replay-safe: a visit already finished (done, withdrawn, failed) is left as it is.
+
+        Args:
+            key: the case.
+            step_id: the step's id.
+            visit: the visit number.
+            reason: why, for the audit (``the join 'reviewed' fired``, a cancel's reason).
+            at: when; now by default.
+            actor: who, for the audit.
+
+        Returns:
+            The withdrawn run when this call withdrew it; ``None`` when it was not open.
+
+        Raises:
+            NotFoundError: no such case.
+            ValueError: a naive datetime.
+        """
+        when = require_utc(at, "at") if at else utc_now()
+        with self._write() as session:
+            case = case_state_row(session, key)
+            new_id = insert_ignoring_conflict(
+                session,
+                StepRun,
+                {
+                    "case_id": case.id,
+                    "step_id": step_id,
+                    "visit": visit,
+                    "status": STEP_WITHDRAWN,
+                    "result": dict(WITHDRAWN_RESULT),
+                    "started_at": when,
+                    "finished_at": when,
+                },
+                ["case_id", "step_id", "visit"],
+            )
+            if new_id is not None:
+                audit_withdrawn(session, case.id, step_id, visit, reason, when, actor)
+                return StepRunRecord(
+                    id=new_id, case_key=case.key, step_id=step_id, visit=visit, status=STEP_WITHDRAWN,
+                    result=dict(WITHDRAWN_RESULT), started_at=when, finished_at=when, due_at=None, escalated_at=None,
+                )
+            row = step_row(session, case.id, step_id, visit, lock=True)
+            if row.status not in OPEN_STEP_STATUSES:
+                return None
+            return withdraw_row(session, row, case.key, reason, when, actor)
+
     def step_run(self, key: str, step_id: str, visit: int) -> StepRunRecord | None:
         """The run of ``step_id``'s visit, or ``None`` if the case never got there.
 
@@ -257,7 +320,7 @@ class StepStore(Store):
     def open_steps(
         self, person: str | None = None, *, wait_kind: str | None = None, limit: int = 100
     ) -> list[StepRunRecord]:
-        """Active and waiting step runs, oldest first.
+        """Active and waiting step runs of open cases, oldest first.
 
         Args:
             person: only steps this person may answer (a person id such as ``li.na``).
@@ -267,7 +330,7 @@ class StepStore(Store):
         Raises:
             ValueError: an unknown wait kind.
         """
-        statement = step_select().where(step_is_open())
+        statement = step_select().where(step_is_open(), Case.closed_at.is_(None))
         if person is not None:
             statement = statement.where(eligible_includes(person, self._db.dialect))
         if wait_kind is not None:
@@ -279,7 +342,7 @@ class StepStore(Store):
     def overdue_steps(
         self, now: datetime, *, wait_kind: str | None = None, limit: int = 1000
     ) -> list[StepRunRecord]:
-        """Open step runs whose ``due_at`` passed and whose breach is not escalated yet.
+        """Open step runs of open cases whose ``due_at`` passed and whose breach is not escalated yet.
 
         Args:
             now: the current time.
@@ -290,8 +353,9 @@ class StepStore(Store):
             ValueError: an unknown wait kind, or a naive datetime.
         """
         now = require_utc(now, "now")
+        # A step of a closed case is never due, even if a late replay began it after a cancel.
         statement = step_select().where(
-            step_is_open(), StepRun.due_at <= now, StepRun.escalated_at.is_(None)
+            step_is_open(), StepRun.due_at <= now, StepRun.escalated_at.is_(None), Case.closed_at.is_(None)
         )
         if wait_kind is not None:
             statement = statement.where(StepRun.wait_kind == _checked_wait_kind(wait_kind))
@@ -374,6 +438,19 @@ def _finish_with(
         session.execute(UPDATE_CASE, {"case_id": case.id, **columns, **changes})
     audit_case_change(session, case.id, state, changes, actor, finished)
     session.flush()
+
+
+def withdraw_row(session: Session, row: StepRun, case_key: str, reason: str, when: datetime, actor: str) -> StepRunRecord:
+    """Withdraw an open, locked step run in the session's transaction and audit ``step.withdrawn``."""
+    row.status, row.result, row.finished_at = STEP_WITHDRAWN, dict(WITHDRAWN_RESULT), when
+    audit_withdrawn(session, row.case_id, row.step_id, row.visit, reason, when, actor)
+    return to_step_record(row, case_key)
+
+
+def audit_withdrawn(session: Session, case_id: int, step_id: str, visit: int, reason: str, when: datetime, actor: str) -> None:
+    """The audit event of a withdrawn step visit, with the reason."""
+    add_audit(session, case_id, "step.withdrawn", actor, when, after={"step": step_id, "visit": visit, "status": STEP_WITHDRAWN},
+              detail=f"{step_id} #{visit} withdrawn: {reason}")
 
 
 def _eligible_column(eligible: Sequence[str]) -> list[str] | None:
