@@ -6,6 +6,8 @@ The runtime (``flows/``) calls, per case:
   messages=[m.draft() for m in msgs])`` and :func:`notify_result` as the step's result;
 * a human step begins: :func:`waiting_messages` -> :func:`enqueue`;
 * a case opens / closes: :func:`case_opened_messages` / :func:`case_closed_messages` -> :func:`enqueue`;
+* a case is cancelled, a waiting step withdrawn: :func:`case_cancelled_messages` /
+  :func:`step_withdrawn_messages` -> :func:`enqueue` (to the people it waited on);
 
 and, on a schedule and right after steps that queued messages:
 
@@ -32,6 +34,7 @@ from .messenger import Composer, Messenger
 from .outbox import (
     BUILTIN_MESSAGES,
     OutboxMessage,
+    case_cancelled_messages,
     case_closed_messages,
     case_escalation_messages,
     case_opened_messages,
@@ -41,6 +44,7 @@ from .outbox import (
     notify_messages,
     notify_result,
     reminder_messages,
+    step_withdrawn_messages,
     waiting_messages,
 )
 from .rendering import MessageTemplates, RenderedMessage, load_checked_library, template_sources
@@ -63,6 +67,7 @@ __all__ = [
     "SmtpSettings",
     "Target",
     "answer_command",
+    "case_cancelled_messages",
     "case_closed_messages",
     "case_escalation_messages",
     "case_opened_messages",
@@ -80,6 +85,7 @@ __all__ = [
     "reminder_messages",
     "run_url",
     "send_reminders",
+    "step_withdrawn_messages",
     "targets",
     "time_out_overdue",
     "template_sources",

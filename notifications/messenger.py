@@ -7,31 +7,39 @@ every message with the same code.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from aftercare.engine import expressions
 from aftercare.engine.answers import HumanPlan
 from aftercare.engine.case import CaseState
 from aftercare.engine.clock import utc_now
+from aftercare.engine.errors import AftercareError
 from aftercare.engine.loader import Library
-from aftercare.engine.register import MessageDraft, Register
+from aftercare.engine.register import CaseRecord, MessageDraft, MessageRecord, Register, StepRunRecord
 from aftercare.engine.spec import HumanStep, NotifyStep, ProcessSpec
 from aftercare.engine.team import TeamSpec
 
 from .delivery import deliver_pending
+from .escalation import case_scope
 from .outbox import (
     OutboxMessage,
+    case_cancelled_messages,
     case_closed_messages,
     case_opened_messages,
     enqueue,
     escalation_messages,
     notify_messages,
     notify_result,
+    step_withdrawn_messages,
     waiting_messages,
 )
 from .rendering import MessageTemplates
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -116,6 +124,97 @@ class Messenger:
                 case_closed_messages(self.library.team, self._scope(case), recipients, outcome=outcome, templates=self.templates, links=links),
             )
             self.unsent = True
+
+    def cancelled(
+        self,
+        case: CaseState | CaseRecord,
+        withdrawn: Sequence[StepRunRecord],
+        by: str,
+        reason: str,
+        links: Mapping[str, str] | None = None,
+        *,
+        deliver: bool = True,
+    ) -> list[MessageRecord]:
+        """Tell the people a cancelled case waited on that it was cancelled, by whom and why.
+
+        One message per person of the withdrawn steps' ``eligible`` (however many of the
+        steps named them), keyed per case and person: told once, whoever notices the
+        cancel (``aftercare cancel``, the run's hook, the housekeeping run).
+
+        Args:
+            case: the case (its state in a run, or its register record).
+            withdrawn: its step runs the cancel withdrew (``CancelOutcome.withdrawn``).
+            by: who cancelled (a person id, or ``prefect-ui``).
+            reason: why.
+            links: ``{"run": URL}`` of the case's run.
+            deliver: send at once; False leaves them to :meth:`deliver_unsent`.
+
+        Returns:
+            The outbox rows (the stored ones on a repeat).
+        """
+        scope = self._any_scope(case)
+        waited: dict[str, list[dict[str, Any]]] = {}
+        for run in withdrawn:
+            view = self._step_view(scope, run)
+            for person in run.eligible:
+                waited.setdefault(person, []).append(view)
+        messages = case_cancelled_messages(self.library.team, scope, waited, by=by, reason=reason, templates=self.templates, links=links)
+        return self._send(messages, deliver)
+
+    def withdrawn(
+        self,
+        case: CaseState | CaseRecord,
+        step_id: str,
+        visit: int,
+        eligible: Sequence[str],
+        reason: str,
+        links: Mapping[str, str] | None = None,
+        *,
+        deliver: bool = True,
+    ) -> list[MessageRecord]:
+        """Tell the people a withdrawn step visit waited for that it no longer needs them (a join fired, an ``end`` elsewhere).
+
+        One message per person of ``eligible``, keyed per case, step, visit and person: told once.
+
+        Args:
+            case: the case.
+            step_id: the withdrawn step.
+            visit: its visit.
+            eligible: who it waited for (``StepRunRecord.eligible``).
+            reason: why, in a sentence (``the join 'reviewed' fired``).
+            links: ``{"run": URL}`` of the case's run.
+            deliver: send at once; False leaves them to :meth:`deliver_unsent`.
+        """
+        scope = self._any_scope(case)
+        view = self._step_view(scope, step_id, visit)
+        messages = step_withdrawn_messages(self.library.team, scope, view, eligible, reason=reason, templates=self.templates, links=links)
+        return self._send(messages, deliver)
+
+    def _send(self, messages: Sequence[OutboxMessage], deliver: bool) -> list[MessageRecord]:
+        if not messages:
+            return []
+        stored = enqueue(self.register, messages)
+        self.unsent = True
+        if deliver:
+            self.deliver()
+        return stored
+
+    def _any_scope(self, case: CaseState | CaseRecord) -> dict[str, Any]:
+        if isinstance(case, CaseState):
+            return self._scope(case)
+        return case_scope(self.register, case, utc_now())
+
+    def _step_view(self, scope: Mapping[str, Any], run: StepRunRecord | str, visit: int = 1) -> dict[str, Any]:
+        """``{id, title, visit}`` of a step visit, its title rendered (its id when the definition lost it or it fails)."""
+        step_id, visit = (run.step_id, run.visit) if isinstance(run, StepRunRecord) else (run, visit)
+        title = step_id
+        if step_id in self.spec.step_ids:
+            template = self.spec.step(step_id).title
+            try:
+                title = expressions.render(template, dict(scope)) if template else step_id
+            except AftercareError as error:
+                log.warning("the title of step %r did not render for a message: %s", step_id, error)
+        return {"id": step_id, "title": title or step_id, "visit": visit}
 
     def deliver(self) -> None:
         """Send what is pending now; what fails is retried at its backoff (``on_retry`` hears when)."""

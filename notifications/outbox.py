@@ -20,14 +20,17 @@ Every builder takes the case scope (``CaseState.scope(now)``: ``inputs``, ``case
     ``escalate_to`` (names), ``form`` (``[{name, type, title, description, choices,
     required}]``), ``checklist`` (``[{id, label}]``), ``quorum``, ``reminder`` (its number) and
     ``overdue_by`` (text, once due passed)
+    A cancel's ``step`` is the first step the recipient waited at, with ``titles`` (every
+    one of them) and ``cancelled_by`` (a name); its ``case`` has ``status`` and
+    ``outcome`` ``cancelled``.
 ``links``
     ``{run}``: the Prefect UI page of the case's flow run, or None
 ``answer_command``
     the ``aftercare answer CASE STEP --as PERSON ...`` line for this recipient
 ``message``
-    an inline ``message:`` rendered (notify steps)
+    an inline ``message:`` rendered (notify steps); why, for a cancel or a withdrawn step
 ``reason``
-    ``waiting``, ``reminder``, ``overdue`` or ``sla``
+    ``waiting``, ``reminder``, ``overdue``, ``sla``, ``cancelled`` or ``withdrawn``
 ``subject``
     the subject, once rendered (bodies and layouts may show it)
 """
@@ -67,7 +70,11 @@ STEP_ESCALATION = "step-escalation"
 CASE_OPENED = "case-opened"
 CASE_CLOSED = "case-closed"
 CASE_ESCALATION = "case-escalation"
-BUILTIN_MESSAGES = (MESSAGE, STEP_WAITING, STEP_REMINDER, STEP_ESCALATION, CASE_OPENED, CASE_CLOSED, CASE_ESCALATION)
+CASE_CANCELLED = "case-cancelled"
+STEP_WITHDRAWN = "step-withdrawn"
+BUILTIN_MESSAGES = (
+    MESSAGE, STEP_WAITING, STEP_REMINDER, STEP_ESCALATION, CASE_OPENED, CASE_CLOSED, CASE_ESCALATION, CASE_CANCELLED, STEP_WITHDRAWN,
+)
 
 _MAX_KEY = 255
 
@@ -476,6 +483,73 @@ def case_escalation_messages(
     }
     return _compose(team, scope, recipients, template=CASE_ESCALATION, kind=f"case-escalation@{breach}", step_id=None,
                     visit=None, templates=templates, extra=extra)
+
+
+def case_cancelled_messages(
+    team: TeamSpec,
+    scope: Mapping[str, Any],
+    waited: Mapping[str, Sequence[Mapping[str, Any]]],
+    *,
+    by: str,
+    reason: str,
+    templates: MessageTemplates | None = None,
+    links: Mapping[str, Any] | None = None,
+) -> list[OutboxMessage]:
+    """"Case cancelled": one message per person the case waited on, whatever the number of steps.
+
+    Keyed per case and person (kind ``cancelled``), so a person is told once however
+    often a cancel is noticed (the command, the run's hook, the housekeeping run).
+
+    Args:
+        team: the team file.
+        scope: the case scope.
+        waited: person id -> the steps withdrawn that waited for them (``{id, title, visit}``),
+            in order; people no longer in the team are left out.
+        by: who cancelled (a person id, shown by name, or another actor such as ``prefect-ui``).
+        reason: why, shown as ``message``.
+        templates: the definition's templates.
+        links: ``{"run": URL}``; default ``case.url``.
+    """
+    known = {person: steps for person, steps in waited.items() if person in team.people and steps}
+    values = dict(scope)
+    values["case"] = {**_case(scope), "status": "cancelled", "outcome": "cancelled"}
+    cancelled_by = team.display(by) if by in team.people else by
+    extra = {"step": {"cancelled_by": cancelled_by}, "links": _links(values, links), "reason": "cancelled", "message": reason}
+
+    def per_target(target: Target) -> dict[str, Any]:
+        steps = [dict(step) for step in known.get(target.person or "", ())]
+        first = steps[0] if steps else {}
+        return {"step": {**first, "cancelled_by": cancelled_by, "steps": steps, "titles": [step.get("title") for step in steps]}}
+
+    return _compose(team, values, [f"person:{person}" for person in known], template=CASE_CANCELLED, kind="cancelled",
+                    step_id=None, visit=None, templates=templates, extra=extra, per_target=per_target)
+
+
+def step_withdrawn_messages(
+    team: TeamSpec,
+    scope: Mapping[str, Any],
+    step: Mapping[str, Any],
+    people: Sequence[str],
+    *,
+    reason: str,
+    templates: MessageTemplates | None = None,
+    links: Mapping[str, Any] | None = None,
+) -> list[OutboxMessage]:
+    """"No longer needed": a step visit that waited for these people was withdrawn (a join fired, an ``end`` elsewhere).
+
+    Keyed per case, step, visit and person (kind ``withdrawn``): told once.
+
+    Args:
+        step: ``{id, title, visit}`` of the withdrawn visit.
+        people: the person ids it waited for (its ``eligible``); people no longer in the team are left out.
+        reason: why, shown as ``message``.
+        (others as :func:`case_cancelled_messages`)
+    """
+    view = {"type": "withdrawn", **dict(step)}
+    extra = {"step": view, "links": _links(scope, links), "reason": "withdrawn", "message": reason}
+    recipients = [f"person:{person}" for person in dict.fromkeys(people) if person in team.people]
+    return _compose(team, scope, recipients, template=STEP_WITHDRAWN, kind="withdrawn", step_id=str(view["id"]),
+                    visit=int(view["visit"]), templates=templates, extra=extra)
 
 
 # --- writing them --------------------------------------------------------------------------------
