@@ -19,6 +19,7 @@ from aftercare.notifications import Messenger, run_url
 
 from . import ui_updates
 from .answering import case_spec
+from .cancelling import cancelled_in_prefect
 from .executor import PrefectExecutor
 from .launching import launch_case
 from .parameters import flow_signature, plain_value
@@ -69,7 +70,7 @@ def build_flow(definition: LoadedDefinition, library: Library) -> Flow[..., dict
         on_completion=[show_the_case],
         on_failure=[show_the_case],
         on_crashed=[show_the_case],
-        on_cancellation=[show_the_case],
+        on_cancellation=[show_the_case, cancelled_in_prefect],
     )(run_process)
 
 

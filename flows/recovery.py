@@ -18,7 +18,11 @@ Two signals tell a dead run from a live one:
   dead. The ``aftercare-housekeeping`` run checks this every 5 minutes.
 
 Process runs go back to Scheduled (a replay); system runs are marked Crashed (their next
-next run does their work).
+next run does their work). A process run whose case is cancelled in the register is
+marked Cancelled instead: a cancelled case never runs again. And before any of it,
+cancels are made to agree (``flows/cancelling.py``): a case whose run was cancelled in the
+Prefect UI while it was suspended (no process, so no hook told the register) is
+cancelled in the register, so nothing of it is replayed, escalated or reminded.
 """
 
 from __future__ import annotations
@@ -52,11 +56,15 @@ PAGE = 200
 
 @dataclass
 class Recovery:
-    """What one sweep did: run ids put back to Scheduled, marked Crashed, or left alone (alive)."""
+    """What one sweep did: run ids put back to Scheduled, marked Crashed or Cancelled, or left alone (alive); cases cancelled."""
 
     rescheduled: list[str] = field(default_factory=list)
     crashed: list[str] = field(default_factory=list)
     alive: list[str] = field(default_factory=list)
+    cancelled: list[str] = field(default_factory=list)
+    """Dead runs of cases the register says are cancelled: marked Cancelled, never replayed."""
+    cases_cancelled: list[str] = field(default_factory=list)
+    """Open cases whose run was cancelled in Prefect: cancelled in the register now."""
 
 
 def record_process(flow_run_id: Any) -> None:
@@ -164,13 +172,17 @@ def last_heartbeat(client: Any, flow_run_id: str, since: datetime) -> datetime |
     return page.events[0].occurred if page.events else None
 
 
-def recover_dead_runs(flow_names: Iterable[str], *, now: datetime | None = None, stale: timedelta | None = None) -> Recovery:
-    """Find Running or Pending runs of these flows' deployments whose process died; reschedule or crash them.
+def recover_dead_runs(
+    flow_names: Iterable[str], *, now: datetime | None = None, stale: timedelta | None = None, cancellations: bool = True
+) -> Recovery:
+    """Find Running or Pending runs of these flows' deployments whose process died; reschedule, crash or cancel them.
 
     Args:
         flow_names: the flows served (process ids and system flow names).
         now: the current time (injectable for tests).
         stale: how long without a sign of life makes a run dead (default: ``stale_after()``).
+        cancellations: first make cancels agree between Prefect and the register
+            (``cancelling.sync_cancellations``); the housekeeping run does that itself first.
     """
     from prefect import get_client
     from prefect.client.schemas.filters import (
@@ -183,12 +195,14 @@ def recover_dead_runs(flow_names: Iterable[str], *, now: datetime | None = None,
     )
     from prefect.client.schemas.objects import StateType
     from prefect.context import FlowRunContext
-    from prefect.states import Crashed, Scheduled
+    from prefect.states import Cancelled, Crashed, Scheduled
 
     names = sorted(set(flow_names))
     report = Recovery()
     if not names:
         return report
+    if cancellations:
+        report.cases_cancelled = _sync_cancellations(now)
     now = now or utc_now()
     stale = stale if stale is not None else stale_after()
     context = FlowRunContext.get()
@@ -229,7 +243,11 @@ def recover_dead_runs(flow_names: Iterable[str], *, now: datetime | None = None,
             if current.state is None or run.state is None or current.state.id != run.state.id:
                 report.alive.append(run_id)
                 continue
-            if SYSTEM_TAG in (run.tags or []):
+            if SYSTEM_TAG not in (run.tags or []) and _case_cancelled(run_id):
+                client.set_flow_run_state(run.id, Cancelled(message="its process died and its case is cancelled (aftercare recovery)"), force=True)
+                report.cancelled.append(run_id)
+                log.warning("recovery: run %s (%s) had no live process and its case is cancelled; marked Cancelled", run.name, run_id)
+            elif SYSTEM_TAG in (run.tags or []):
                 client.set_flow_run_state(run.id, Crashed(message="its process died (aftercare recovery)"), force=True)
                 report.crashed.append(run_id)
                 log.warning("recovery: system run %s (%s) had no live process; marked Crashed", run.name, run_id)
@@ -238,6 +256,31 @@ def recover_dead_runs(flow_names: Iterable[str], *, now: datetime | None = None,
                 report.rescheduled.append(run_id)
                 log.warning("recovery: run %s (%s) had no live process; scheduled again to replay", run.name, run_id)
     return report
+
+
+def _sync_cancellations(now: datetime | None) -> list[str]:
+    """Cases whose run was cancelled in Prefect, cancelled in the register before anything is replayed."""
+    from aftercare.engine.register import Register
+
+    from .cancelling import library_for_messages, sync_cancellations
+
+    try:
+        return sync_cancellations(Register(), library_for_messages(), now=now)
+    except Exception as error:  # noqa: BLE001 - recovery goes on; the next housekeeping run looks again
+        log.warning("recovery: could not compare cancels with Prefect: %s", error)
+        return []
+
+
+def _case_cancelled(flow_run_id: str) -> bool:
+    """Whether the case a process run drives is cancelled in the register."""
+    from aftercare.engine.register import CASE_CANCELLED, Register
+
+    try:
+        record = Register().case_for_run(flow_run_id)
+    except Exception as error:  # noqa: BLE001 - without the register, replay as before (the replay asks again)
+        log.warning("recovery: could not read the case of run %s: %s", flow_run_id, error)
+        return False
+    return record is not None and record.status == CASE_CANCELLED
 
 
 __all__ = ["Recovery", "is_dead", "last_heartbeat", "local_verdict", "process_alive", "record_process", "recover_dead_runs", "silent_too_long", "stale_after"]

@@ -4,6 +4,11 @@ Neither is scheduled every few seconds to look for work (``flows/timers.py`` say
 each runs). Both do :func:`due_now`: everything the register says is due at this moment,
 each under its once-only mark, so a run that comes late, twice, or after another did
 the work changes nothing more.
+
+Before that, both look for cancels the register has not heard of (``flows/cancelling.py``):
+a suspended run cancelled in the Prefect UI runs no hook, so the timer run asks Prefect
+about its own case and the housekeeping run about every open case. A cancelled case has no
+open step and is closed, so nothing of it is escalated, reminded, timed out or woken.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from aftercare.engine.loader import Library
 from aftercare.engine.register import WAIT_TIMER, Register
 from aftercare.notifications import deliver_pending, escalate_overdue, load_checked_library, send_reminders, time_out_overdue
 
+from .cancelling import sync_cancellations, sync_case
 from .launching import launch_queued
 from .recovery import recover_dead_runs
 from .timers import HOUSEKEEPING_FLOW, SYSTEM_TAG, TIMER_FLOW, Timer, ensure_housekeeping, schedule, sleep_until
@@ -87,11 +93,22 @@ def aftercare_timer(
     moment = datetime.fromisoformat(at).astimezone(UTC)
     sleep_until(moment)
     register = Register()
-    report = due_now(register, _library(), max(moment, utc_now()))
+    library = _library()
+    cancelled = _sync_case(register, library, case) if case else False
+    report = due_now(register, library, max(moment, utc_now()))
     if kind == "reminder" and case and step and visit and every:
         _next_reminder(register, case, step, visit, every)
     ensure_housekeeping()
-    return report
+    return {**report, "cancelled": int(cancelled)}
+
+
+def _sync_case(register: Register, library: Library, case: str) -> bool:
+    """The timer's case was cancelled in the Prefect UI while suspended: cancel it in the register first."""
+    try:
+        return sync_case(register, library, case)
+    except Exception as error:  # noqa: BLE001 - the housekeeping run looks again
+        log.warning("could not check whether %s was cancelled in Prefect: %s", case, error)
+        return False
 
 
 def _next_reminder(register: Register, case: str, step: str, visit: int, every: float) -> None:
@@ -113,6 +130,7 @@ def aftercare_housekeeping(kind: str = "housekeeping", at: str | None = None) ->
     register = Register()
     library = _library()
     now = utc_now()
+    cancelled = _sync_cancellations(register, library, now)
     report = due_now(register, library, now)
     woken = 0
     for run in register.overdue_steps(now, wait_kind=WAIT_TIMER, limit=1000):
@@ -120,18 +138,27 @@ def aftercare_housekeeping(kind: str = "housekeeping", at: str | None = None) ->
         if flow_run_id and reschedule(flow_run_id):
             woken += 1
     launched = launch_queued(register)
-    return {**report, "woken": woken, "launched": len(launched), "recovered": _recover_dead_runs(library)}
+    return {**report, "woken": woken, "launched": len(launched), "recovered": _recover_dead_runs(library), "cancelled": cancelled}
+
+
+def _sync_cancellations(register: Register, library: Library, now: datetime) -> int:
+    """Cases cancelled in Prefect but open in the register, cancelled there; runs of cases cancelled here, stopped."""
+    try:
+        return len(sync_cancellations(register, library, now=now))
+    except Exception as error:  # noqa: BLE001 - a failing check must not stop the safety net
+        log.warning("could not compare cancels with Prefect: %s", error)
+        return 0
 
 
 def _recover_dead_runs(library: Library) -> int:
-    """Runs of this folder's flows whose process died (see flows/recovery.py): replay them."""
+    """Runs of this folder's flows whose process died (see flows/recovery.py): replay them (a cancelled case's: cancel them)."""
     try:
         names = [definition.spec.process for definition in library.definitions.values()]
-        report = recover_dead_runs([*names, *(system_flow.name for system_flow in SYSTEM_FLOWS.values())])
+        report = recover_dead_runs([*names, *(system_flow.name for system_flow in SYSTEM_FLOWS.values())], cancellations=False)
     except Exception as error:  # noqa: BLE001 - a failing check must not stop the safety net
         log.warning("recovery check failed: %s", error)
         return 0
-    return len(report.rescheduled) + len(report.crashed)
+    return len(report.rescheduled) + len(report.crashed) + len(report.cancelled)
 
 
 SYSTEM_FLOWS = {"aftercare_timer": aftercare_timer, "aftercare_housekeeping": aftercare_housekeeping}
