@@ -18,7 +18,7 @@ from typing import Any
 from .answers import Submission
 from .durations import parse_duration
 from .errors import DefinitionError, Problem
-from .spec import ProcessSpec, is_human
+from .spec import ProcessSpec, StartStep, is_human
 from .suggest import did_you_mean
 from .yaml_source import PathKey, SourceDocument, format_path
 
@@ -33,6 +33,8 @@ class ScriptedAnswer:
     submission: Submission
     after: timedelta | None = None
     timeout: bool = False
+    outcome: str | None = None
+    """For a ``start`` step with ``wait``: the outcome its next linked case ends with."""
 
 
 class ScriptedAnswers:
@@ -80,14 +82,16 @@ class ScriptedAnswers:
                 problem((step_id,), f"unknown step {name!r}{did_you_mean(name, spec.step_ids)}")
                 continue
             step = spec.step(name)
-            if not is_human(step):
-                problem((step_id,), f"step {name!r} is a {step.type} step; answers are for approval, form and checklist steps")
+            linked = isinstance(step, StartStep) and step.wait is not None
+            if not is_human(step) and not linked:
+                problem((step_id,), f"step {name!r} is a {step.type} step; answers are for approval, form and checklist steps"
+                        " (and a start step with wait: the outcomes of its cases)")
                 continue
             items = given if isinstance(given, list) else [given]
             queue: list[ScriptedAnswer] = []
             for index, item in enumerate(items):
                 where: PathKey = (step_id, index) if isinstance(given, list) else (step_id,)
-                scripted = _answer(item, where, problem)
+                scripted = _ending(item, where, problem) if linked else _answer(item, where, problem)
                 if scripted is not None:
                     queue.append(scripted)
             queues[name] = queue
@@ -112,6 +116,21 @@ class ScriptedAnswers:
     def left(self) -> dict[str, int]:
         """How many answers each step has left (steps with none left out)."""
         return {step: len(queue) for step, queue in self._queues.items() if queue}
+
+
+def _ending(item: Any, where: PathKey, problem: Any) -> ScriptedAnswer | None:
+    """How a linked case a ``start`` step waits for ends: ``{outcome: resolved, after: 2d}``."""
+    if not isinstance(item, Mapping) or not isinstance(item.get("outcome"), str) or set(item) - {"outcome", "after"}:
+        problem(where, f"a linked case's ending is a mapping such as {{outcome: resolved, after: 2d}}, got {item!r}")
+        return None
+    after: timedelta | None = None
+    if item.get("after") is not None:
+        try:
+            after = parse_duration(str(item["after"]))
+        except ValueError as error:
+            problem((*where, "after"), f"after: {error}")
+            return None
+    return ScriptedAnswer(Submission(by=""), after=after, outcome=str(item["outcome"]))
 
 
 def _answer(item: Any, where: PathKey, problem: Any) -> ScriptedAnswer | None:

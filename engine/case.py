@@ -83,8 +83,7 @@ class CaseRow(Protocol):
 class CaseState:
     """A case as the driver moves it: identity, inputs, results by step, the path taken.
 
-    ``active`` is the router's position, a set of active steps, so that parallel
-    branches (the language's v2) fit without a rewrite; in v1 it holds at most one step.
+    ``active`` is the router's position, a set of active steps (one per running branch).
     """
 
     key: str
@@ -104,6 +103,8 @@ class CaseState:
     path: list[str] = field(default_factory=list)
     exits: list[tuple[str, str]] = field(default_factory=list)
     active: set[str] = field(default_factory=set)
+    withdrawn: list[str] = field(default_factory=list)
+    """The steps withdrawn while they waited (a join, an ``end`` in another branch, a cancel), each once."""
 
     @classmethod
     def from_record(cls, record: CaseRow, *, url: str | None = None) -> CaseState:

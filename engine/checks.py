@@ -12,6 +12,7 @@ from jinja2.exceptions import TemplateSyntaxError
 
 from . import expressions, router
 from .case import CASE_ATTRIBUTES
+from .structure import analyse
 from .errors import Problem
 from .spec import (
     ApprovalStep,
@@ -20,7 +21,9 @@ from .spec import (
     FieldSpec,
     FormStep,
     HumanStepBase,
+    JoinStep,
     NotifyStep,
+    ParallelStep,
     ProcessSpec,
     RecordStep,
     StartStep,
@@ -38,10 +41,16 @@ CHECKLIST_OUTPUTS = frozenset({"score", "passed", "failed", "failed_items", "ite
 AUTOMATIC_OUTPUTS: dict[str, frozenset[str]] = {
     "decision": frozenset({"exit", "next"}),
     "notify": frozenset({"recipients", "subject", "sent_at", "messages"}),
-    "start": frozenset({"case", "cases", "process"}),
+    "start": frozenset({"case", "cases", "process", "outcomes", "outcome", "completed"}),
     "wait": frozenset({"until", "fired_at"}),
     "end": frozenset({"outcome"}),
+    "parallel": frozenset({"branches"}),
+    "join": frozenset({"arrived"}),
 }
+FOR_EACH_OUTPUTS = frozenset({"instances", "completed"})
+EVERY_STEP_OUTPUTS = frozenset({"visit", "withdrawn"})
+ITEM = "item"
+"""The name a ``for_each`` step's templates see its element by."""
 _TIMEZONE = re.compile(r"^[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+)*$")
 _LONGEST_TIMEZONE = 64  # the longest IANA name, America/Argentina/ComodRivadavia, has 32
 _LONGEST_CRON = 200
@@ -82,6 +91,7 @@ class DefinitionChecker:
         self._jump_targets()
         if unique:  # with two steps of one id, "the step below" and every jump are ambiguous
             self._reachability_and_loops()
+            self._structure()
         self._inputs_and_schedule()
         for index, step in enumerate(self.spec.steps):
             self._step(("steps", index), step)
@@ -117,6 +127,9 @@ class DefinitionChecker:
             yield ("on_fail",), step.on_fail
         if isinstance(step, HumanStepBase) and step.on_timeout:
             yield ("on_timeout",), step.on_timeout
+        if isinstance(step, ParallelStep):
+            for index, target in enumerate(step.branches):
+                yield ("branches", index), target
 
     def _jump_targets(self) -> None:
         for index, step in enumerate(self.spec.steps):
@@ -165,6 +178,14 @@ class DefinitionChecker:
                 members = ", ".join(ordered[:_LISTED]) + (f" and {len(ordered) - _LISTED:,} more" if len(ordered) > _LISTED else "")
                 self._add((*self.step_path[first], "id"), f"loop with no exit: steps {members} only lead to each other")
 
+    def _structure(self) -> None:
+        """Splits, joins and their regions (:mod:`.structure`); only once every jump target exists."""
+        if any(target not in self.step_path for step in self.spec.steps for _, target in self._targets(step)):
+            return
+        _, problems = analyse(self.spec)
+        for problem in problems:
+            self._add((*self.step_path[problem.step], *problem.field), problem.message)
+
     # --- inputs and schedule ---------------------------------------------------------
 
     def _people(self) -> list[str]:
@@ -180,6 +201,8 @@ class DefinitionChecker:
     def _inputs_and_schedule(self) -> None:
         for name, field in self.spec.inputs.items():
             self._field(("inputs", name), name, field)
+        if self.spec.cancel_by:
+            self._references(("cancel_by",), self.spec.cancel_by, people_only=True)
         sla = self.spec.sla
         if sla is not None and sla.escalate_to is not None:
             refs = (sla.escalate_to,) if isinstance(sla.escalate_to, str) else sla.escalate_to
@@ -248,10 +271,11 @@ class DefinitionChecker:
     # --- steps -------------------------------------------------------------------------
 
     def _step(self, path: PathKey, step: StepSpec) -> None:
+        extra = frozenset({ITEM}) if getattr(step, "for_each", None) is not None else frozenset()
         for name in ("title", "description"):
             value = getattr(step, name)
             if value is not None:
-                self._template((*path, name), value)
+                self._template((*path, name), value, extra=extra)
         if is_human(step):
             self._human(path, step)  # type: ignore[arg-type]
         if isinstance(step, DecisionStep):
@@ -280,8 +304,11 @@ class DefinitionChecker:
     def _human(self, path: PathKey, step: ApprovalStep | FormStep | ChecklistStep) -> None:
         for name, field in step.form.items():
             self._field((*path, "form", name), name, field)
+        extra = frozenset({ITEM}) if step.for_each is not None else frozenset()
+        if step.for_each is not None:
+            self._template((*path, "for_each"), step.for_each)
         before = len(self.problems)
-        eligible = self._references((*path, "assignee"), step.assignees, people_only=True)
+        eligible = self._references((*path, "assignee"), step.assignees, people_only=True, extra=extra)
         eligible_known = len(self.problems) == before and self.team is not None  # an unknown role already said why nobody is eligible
         if isinstance(step, ApprovalStep) and eligible is not None and len(eligible) < step.quorum and eligible_known:
             self._add((*path, "quorum"), f"quorum {step.quorum} needs {step.quorum} distinct eligible people, but the assignee names only {len(eligible)} ({', '.join(eligible)})")
@@ -293,7 +320,9 @@ class DefinitionChecker:
         if step.on_timeout and step.due is None:
             self._add((*path, "on_timeout"), "on_timeout without due never fires; add due: DURATION")
 
-    def _references(self, path: PathKey, references: tuple[str, ...], *, people_only: bool) -> list[str] | None:
+    def _references(
+        self, path: PathKey, references: tuple[str, ...], *, people_only: bool, extra: frozenset[str] = frozenset()
+    ) -> list[str] | None:
         """Check role/person references; returns the eligible people when all are static."""
         people: list[str] = []
         static = True
@@ -301,7 +330,7 @@ class DefinitionChecker:
             where = path if len(references) == 1 and not isinstance(self._raw(path), list) else (*path, index)
             if expressions.is_template(reference):
                 static = False
-                self._template(where, reference)
+                self._template(where, reference, extra=extra)
                 self._person_template(where, reference)
                 continue
             kind, sep, name = reference.partition(":")
@@ -490,6 +519,8 @@ class DefinitionChecker:
     def _name_problem(self, root: str, path: tuple[str, ...], extra: frozenset[str]) -> str | None:
         if root in expressions.JINJA_GLOBALS or root in extra:
             return None
+        if root == ITEM and ITEM not in self.step_path:
+            return f"{ITEM!r} exists only inside a for_each step (its templates see the element as item); this step has no for_each"
         if root == "now":
             return None
         if root == "inputs":
@@ -520,11 +551,13 @@ class DefinitionChecker:
         outputs = set(HUMAN_OUTPUTS) if is_human(step) else set(AUTOMATIC_OUTPUTS.get(step.type, frozenset()))
         if is_human(step):
             outputs |= set(step.form)  # type: ignore[union-attr]
+            if step.for_each is not None:  # type: ignore[union-attr]
+                outputs |= FOR_EACH_OUTPUTS
         if isinstance(step, ChecklistStep):
             outputs |= CHECKLIST_OUTPUTS
         if isinstance(step, RecordStep):
             outputs |= set(step.set)
-        outputs.add("visit")
+        outputs |= EVERY_STEP_OUTPUTS
         if name in outputs:
             return None
         return f"step {step_id!r} has no field {name!r}{did_you_mean(name, outputs)}; it has {', '.join(sorted(outputs))}"

@@ -1,8 +1,7 @@
 """The one step router: pure functions saying who a step addresses and where a case goes next.
 
-The case's position is a set of active steps (tokens), so that parallel branches (the
-language's v2) fit without a rewrite; in v1 it holds at most one step. The simulator and
-the Prefect flow both call these; neither has routing of its own. Human steps' answers,
+The case runner (:mod:`.runner`) moves a set of tokens with these; the simulator and the
+Prefect flow both go through it, and neither has routing of its own. Human steps' answers,
 tallies and timeouts are in :mod:`.answers`.
 """
 
@@ -21,6 +20,8 @@ from .spec import (
     EndStep,
     FormStep,
     HumanStep,
+    JoinStep,
+    ParallelStep,
     ProcessSpec,
     StepSpec,
 )
@@ -37,6 +38,15 @@ class Exit:
 
     label: str
     target: str | None
+
+
+@dataclass(frozen=True)
+class Edge:
+    """An exit that goes to a step, with the field of the step that says so (``("next",)``; ``("id",)`` falling through)."""
+
+    target: str
+    field: tuple[str | int, ...]
+    label: str
 
 
 @dataclass(frozen=True)
@@ -73,6 +83,8 @@ def exits(spec: ProcessSpec, step: StepSpec) -> list[Exit]:
     if isinstance(step, DecisionStep):
         out = [Exit(f"when[{index}]", branch.next) for index, branch in enumerate(step.branches)]
         return [*out, Exit("otherwise", step.otherwise)]
+    if isinstance(step, ParallelStep):
+        return [Exit(f"branch[{index}]", target) for index, target in enumerate(step.branches)]
     after = following(spec, step)
     out = []
     if isinstance(step, ApprovalStep):
@@ -84,6 +96,27 @@ def exits(spec: ProcessSpec, step: StepSpec) -> list[Exit]:
     if isinstance(step, (ApprovalStep, FormStep, ChecklistStep)) and step.on_timeout:
         out.append(Exit("timeout", step.on_timeout))
     return out
+
+
+def edges(spec: ProcessSpec, step: StepSpec) -> list[Edge]:
+    """The exits of a step that go to a step, each with the field that names it (for file:line problems)."""
+    out = []
+    for exit_ in exits(spec, step):
+        if exit_.target is not None:
+            out.append(Edge(exit_.target, _exit_field(step, exit_.label), exit_.label))
+    return out
+
+
+def _exit_field(step: StepSpec, label: str) -> tuple[str | int, ...]:
+    if label.startswith(("when[", "branch[")):
+        index = int(label[label.index("[") + 1 : -1])
+        return ("branches", index, "next") if label.startswith("when[") else ("branches", index)
+    named = {"reject": "on_reject", "timeout": "on_timeout", "otherwise": "otherwise"}
+    if label in named:
+        return (named[label],)
+    if label == "fail" and getattr(step, "on_fail", None):
+        return ("on_fail",)
+    return ("next",) if step.next else ("id",)
 
 
 def first_step(spec: ProcessSpec) -> str:
@@ -160,22 +193,3 @@ def route(spec: ProcessSpec, step: StepSpec, result: Mapping[str, Any]) -> Goto 
 
 def _goto_or_finish(exit_: Exit) -> Goto | Finish:
     return Goto(exit_.target, exit_.label) if exit_.target else Finish(IMPLICIT_OUTCOME, exit_.label)
-
-
-# --- the case's position: a set of active steps ---------------------------------------------
-
-
-def start(spec: ProcessSpec) -> set[str]:
-    """The active steps of a new case: its first step."""
-    return {first_step(spec)}
-
-
-def next_active(spec: ProcessSpec, active: set[str]) -> str:
-    """The active step to run now: the earliest in the definition (v1 has only one)."""
-    return min(active, key=spec.index)
-
-
-def advance(active: set[str], step: StepSpec, move: Goto | Finish) -> set[str]:
-    """The active steps after ``step`` finished and the router chose ``move``."""
-    rest = active - {step.id}
-    return set() if isinstance(move, Finish) else rest | {move.step}

@@ -14,14 +14,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
-from .answers import Answer, HumanPlan, Submission, collect, is_late
+from .answers import Answer, HumanPlan, Submission, accept_answer, decide, human_result
 from .answers_file import ScriptedAnswers
 from .case import CaseState, opening
 from .errors import AnswerError, StepError
 from .results import notify_result, record_result, start_result, wait_result
+from .router import IMPLICIT_OUTCOME, TIMEOUT
 from .runner import run_case
-from .spec import HumanStep, NotifyStep, ProcessSpec, RecordStep, StartStep, StepSpec, WaitStep
+from .spec import HumanStep, NotifyStep, ProcessSpec, RecordStep, StartStep, StepSpec
 from .team import TeamSpec
+from .waiting import Event, Unit, Waiting
 
 SIMULATION_START = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
 """Where the simulated clock starts unless told otherwise (a Monday morning)."""
@@ -96,9 +98,14 @@ class SimulationResult:
         """The case's outcome."""
         return self.case.outcome
 
+    @property
+    def withdrawn(self) -> list[str]:
+        """The steps withdrawn while they waited (a join, an end in another branch), each once."""
+        return list(self.case.withdrawn)
+
     def as_json(self) -> dict[str, Any]:
         """The ``--json`` form of the CLI contract."""
-        return {"case": self.case.key, "path": self.path, "outcome": self.outcome}
+        return {"case": self.case.key, "path": self.path, "outcome": self.outcome, "withdrawn": list(self.case.withdrawn)}
 
 
 class Simulator:
@@ -138,6 +145,7 @@ class Simulator:
         self.counters: dict[str, int] = {}
         self.result: SimulationResult | None = None
         self._started_at: dict[tuple[str, int], datetime] = {}
+        self._taken: dict[tuple[str, int, int | None], list[Answer]] = {}
 
     # --- running ---------------------------------------------------------------
 
@@ -184,8 +192,121 @@ class Simulator:
     def finish(self, case: CaseState, outcome: str) -> None:
         pass
 
-    def human(self, case: CaseState, step: HumanStep, visit: int, plan: HumanPlan) -> dict[str, Any]:
-        return collect(step, plan, _Script(self, case, step, visit, plan), people=list(self.team.people))
+    def rank(self, case: CaseState, step: StepSpec, visit: int) -> float:
+        return 0.0  # a simulation never replays
+
+    def waits(self, case: CaseState, waiting: Waiting) -> None:
+        pass
+
+    def withdraw(self, case: CaseState, waiting: Waiting, unit: Unit | None, reason: str) -> None:
+        pass
+
+    def next_event(self, case: CaseState, waiting: Sequence[Waiting]) -> Event:
+        """The next thing the script or the clock makes happen, earliest first (ties: the step that began waiting first)."""
+        assert self.result is not None
+        while True:
+            upcoming = [(moment, rank, w.order, kind, w) for w in waiting for moment, rank, kind in self._upcoming(w)]
+            if not upcoming:
+                if len(waiting) == 1:
+                    only = waiting[0]
+                    raise StepError(f"step {only.step.id!r} (visit {only.visit}) waits for an answer, but the answers file has no more for it")
+                names = ", ".join(repr(w.step.id) for w in waiting)
+                raise StepError(f"steps {names} wait for answers, but the answers file has no more for them")
+            moment, _, _, kind, chosen = min(upcoming, key=lambda u: (u[0], u[1], u[2]))
+            self._escalate_until(case, waiting, moment)
+            self.clock = max(self.clock, moment)
+            event = self._happen(case, chosen, kind)
+            if event is not None:
+                return event
+
+    def _upcoming(self, waiting: Waiting) -> list[tuple[datetime, int, str]]:
+        """What may happen next to a waiting step: (when, tie rank, kind); a timeout comes before an answer at one moment."""
+        step = waiting.step
+        if waiting.kind == "timer":
+            assert waiting.until is not None
+            return [(waiting.until, 0, "timer")]
+        out: list[tuple[datetime, int, str]] = []
+        scripted = self.script.peek(step.id)
+        if scripted is not None:
+            if scripted.timeout:
+                if waiting.due_at is None:
+                    raise StepError(f"step {step.id!r}: the answers let it time out, but it has no due")
+                out.append((waiting.due_at, 0, "timeout"))
+            else:
+                after = scripted.after
+                out.append((max(self.clock, waiting.started_at + after) if after else self.clock, 1, "answer"))
+        elif waiting.kind == "cases" and waiting.open_units():
+            out.append((self.clock, 1, "answer"))  # unscripted linked cases end at once, completed
+        if scripted is not None and getattr(step, "on_timeout", None) and waiting.due_at is not None:
+            out.append((waiting.due_at, 0, "timeout"))  # a scripted answer after the due comes too late
+        return out
+
+    def _escalate_until(self, case: CaseState, waiting: Sequence[Waiting], moment: datetime) -> None:
+        """Dues passed before ``moment``: each step escalated once, at its due, as its timer run would."""
+        for w in sorted((w for w in waiting if w.due_at is not None and w.due_at <= moment and not w.escalated), key=lambda w: w.due_at or moment):
+            assert w.due_at is not None and w.plan is not None
+            w.escalated = True
+            self.clock = max(self.clock, w.due_at)
+            self.escalate(case, w.step, w.visit, w.plan)  # type: ignore[arg-type]
+
+    def _happen(self, case: CaseState, waiting: Waiting, kind: str) -> Event | None:
+        assert self.result is not None
+        step = waiting.step
+        if kind == "timer":
+            assert waiting.until is not None
+            return Event(waiting, wait_result(waiting.until, self.clock))
+        if kind == "timeout":
+            scripted = self.script.pop(step.id)
+            if scripted is not None and not scripted.timeout:
+                self.result.late.append((step.id, waiting.visit, scripted.submission))
+            if not getattr(step, "on_timeout", None):
+                raise StepError(f"step {step.id!r} has no on_timeout: a passed due never decides it; give an answer instead")
+            return Event(waiting, human_result(step, self._answers(waiting), TIMEOUT))  # type: ignore[arg-type]
+        if waiting.kind == "cases":
+            return self._case_ends(waiting)
+        scripted = self.script.pop(step.id)
+        assert scripted is not None
+        return self._answer(waiting, scripted.submission)
+
+    def _case_ends(self, waiting: Waiting) -> Event:
+        """A linked case the step waits for ends: as scripted (``outcome``), else ``completed``."""
+        scripted = self.script.pop(waiting.step.id)
+        outcome = scripted.outcome if scripted is not None and scripted.outcome else IMPLICIT_OUTCOME
+        unit = waiting.open_units()[0]
+        return Event(waiting, {"case": unit.case, "outcome": outcome}, unit.index)
+
+    def _answer(self, waiting: Waiting, submission: Submission) -> Event | None:
+        """A scripted answer: to the step, or to the first open instance that names the person."""
+        assert self.result is not None
+        step: HumanStep = waiting.step  # type: ignore[assignment]
+        people = list(self.team.people)
+        target: Unit | None = None
+        if waiting.units is not None:
+            for unit in waiting.open_units():
+                assert unit.plan is not None
+                if submission.by in unit.plan.eligible and not any(a.by == submission.by for a in self._unit_answers(waiting, unit)):
+                    target = unit
+                    break
+            if target is None:
+                named = ", ".join(f"{u.item} ({', '.join(u.plan.eligible) if u.plan else ''})" for u in waiting.open_units())
+                raise AnswerError(f"{submission.by!r} may not answer step {step.id!r}: no open instance names them; open: {named or 'none'}")
+        plan = target.plan if target is not None else waiting.plan
+        assert plan is not None
+        earlier = self._unit_answers(waiting, target) if target is not None else self._answers(waiting)
+        answer = accept_answer(step, submission, eligible=plan.eligible, earlier=earlier, people=people, answered_at=self.clock, due_at=plan.due_at)
+        key = (step.id, waiting.visit, target.index if target is not None else None)
+        self._taken.setdefault(key, []).append(answer)
+        self.result.answers.append((step.id, waiting.visit, answer))
+        decided = decide(step, self._taken[key], due_at=plan.due_at, now=self.clock)
+        if decided is None:
+            return None
+        return Event(waiting, decided, target.index if target is not None else None)
+
+    def _answers(self, waiting: Waiting) -> list[Answer]:
+        return list(self._taken.get((waiting.step.id, waiting.visit, None), []))
+
+    def _unit_answers(self, waiting: Waiting, unit: Unit) -> list[Answer]:
+        return list(self._taken.get((waiting.step.id, waiting.visit, unit.index), []))
 
     def notify(self, case: CaseState, step: NotifyStep, visit: int, recipients: list[str], scope: dict[str, Any]) -> dict[str, Any]:
         messages = self.composer.notify(scope, step, recipients, visit)
@@ -223,64 +344,3 @@ class Simulator:
             keys.append(key)
             self.result.started.append(StartedCase(step.id, step.process, key, given, title))
         return start_result(step.process, keys)
-
-    def wait(self, case: CaseState, step: WaitStep, visit: int, until: datetime) -> dict[str, Any]:
-        self.clock = max(self.clock, until)
-        return wait_result(until, self.clock)
-
-
-class _Script:
-    """A human step's answers from the answers file, on the simulated clock (an ``AnswerSource``)."""
-
-    def __init__(self, simulator: Simulator, case: CaseState, step: HumanStep, visit: int, plan: HumanPlan) -> None:
-        self.simulator = simulator
-        self.case = case
-        self.step = step
-        self.visit = visit
-        self.plan = plan
-        self.taken: list[Answer] = []
-        self.escalated = False
-
-    def now(self) -> datetime:
-        return self.simulator.clock
-
-    def recorded(self) -> list[Answer]:
-        return list(self.taken)
-
-    def next(self) -> Submission | None:
-        simulator, step, plan = self.simulator, self.step, self.plan
-        scripted = simulator.script.pop(step.id)
-        if scripted is None:
-            raise StepError(f"step {step.id!r} (visit {self.visit}) waits for an answer, but the answers file has no more for it")
-        if scripted.timeout:
-            if plan.due_at is None:
-                raise StepError(f"step {step.id!r}: the answers let it time out, but it has no due")
-            self._pass_due()
-            if not step.on_timeout:
-                raise StepError(f"step {step.id!r} has no on_timeout: a passed due never decides it; give an answer instead")
-            return None
-        at = max(simulator.clock, plan.started_at + scripted.after) if scripted.after else simulator.clock
-        if plan.due_at is not None and at > plan.due_at:
-            self._pass_due()
-        if is_late(step, plan.due_at, at):
-            assert simulator.result is not None
-            simulator.result.late.append((step.id, self.visit, scripted.submission))
-            return None  # the clock stands at the due: the step times out
-        simulator.clock = at
-        return scripted.submission
-
-    def _pass_due(self) -> None:
-        """The clock reaches the due: escalated once, as its timer run does."""
-        assert self.plan.due_at is not None
-        self.simulator.clock = max(self.simulator.clock, self.plan.due_at)
-        if not self.escalated:
-            self.escalated = True
-            self.simulator.escalate(self.case, self.step, self.visit, self.plan)
-
-    def take(self, answer: Answer) -> None:
-        assert self.simulator.result is not None
-        self.taken.append(answer)
-        self.simulator.result.answers.append((self.step.id, self.visit, answer))
-
-    def refuse(self, submission: Submission, error: AnswerError) -> None:
-        raise error

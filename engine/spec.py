@@ -156,10 +156,29 @@ class StepBase(SpecModel):
     next: StepRef | None = None
 
 
+WaitFor = Literal["all", "any"] | Annotated[StrictInt, Field(ge=1, le=MAX_INT)]
+"""How many of several things a step or join waits for: ``all``, ``any`` (the first) or a number."""
+
+
+def needed(wait: str | int | None, started: int) -> int:
+    """How many of ``started`` branches, instances or cases must finish: ``all``, ``any`` or N (at most all)."""
+    if wait is None or wait == "all":
+        return started
+    if wait == "any":
+        return min(1, started)
+    return min(int(wait), started)
+
+
 class HumanStepBase(StepBase):
-    """A step a person answers: who may, by when, and what they fill in."""
+    """A step a person answers: who may, by when, and what they fill in.
+
+    With ``for_each`` it has one instance per item (``item`` in its templates), each answered
+    on its own; ``wait`` says how many must be answered (the rest are withdrawn).
+    """
 
     assignee: str | tuple[str, ...]
+    for_each: str | None = None
+    wait: WaitFor | None = None
     form: dict[FieldName, FieldSpec] = Field(default_factory=dict, json_schema_extra=_FIELD_NAMES_SCHEMA)
     due: str | None = None
     escalate_to: str | tuple[str, ...] | None = None
@@ -183,6 +202,12 @@ class HumanStepBase(StepBase):
     def assignees(self) -> tuple[str, ...]:
         """The assignee references as a tuple."""
         return (self.assignee,) if isinstance(self.assignee, str) else self.assignee
+
+    @model_validator(mode="after")
+    def _wait_needs_for_each(self) -> HumanStepBase:
+        if self.wait is not None and self.for_each is None:
+            raise ValueError("'wait' is for a step with for_each (how many instances must be answered); add for_each or leave wait out")
+        return self
 
 
 class ApprovalStep(HumanStepBase):
@@ -234,11 +259,39 @@ class BranchSpec(SpecModel):
 
 
 class DecisionStep(StepBase):
-    """Take the first branch whose ``when`` holds, else ``otherwise``."""
+    """Take the first branch whose ``when`` holds, else ``otherwise``; with ``mode: all``, every such branch, in parallel."""
 
     type: Literal["decision"]
+    mode: Literal["first", "all"] = "first"
     branches: tuple[BranchSpec, ...] = Field(min_length=1)
     otherwise: StepRef
+
+    @property
+    def splits(self) -> bool:
+        """Whether the decision starts branches in parallel (``mode: all``), which meet at a join."""
+        return self.mode == "all"
+
+
+class ParallelStep(StepBase):
+    """Start every branch at once; they meet again at a join."""
+
+    type: Literal["parallel"]
+    branches: tuple[StepRef, ...] = Field(min_length=2)
+
+    @model_validator(mode="after")
+    def _no_next(self) -> ParallelStep:
+        if self.next is not None:
+            raise ValueError("a parallel step goes to its branches, not to 'next'; its join's next says where the case goes after")
+        if len(set(self.branches)) != len(self.branches):
+            raise ValueError("a parallel step's branches must be distinct steps")
+        return self
+
+
+class JoinStep(StepBase):
+    """Where a split's branches meet: waits for all of those that started, the first, or N."""
+
+    type: Literal["join"]
+    wait: WaitFor = "all"
 
 
 class NotifyStep(StepBase):
@@ -282,6 +335,8 @@ class StartStep(StepBase):
     process: str = Field(pattern=KEBAB)
     inputs: dict[str, Any] = Field(default_factory=dict)
     for_each: str | None = None
+    wait: WaitFor | None = None
+    """Omitted: the linked cases are not waited for (v1); all, any or N: the step waits for them to end."""
 
 
 class WaitStep(StepBase):
@@ -314,11 +369,11 @@ class EndStep(StepBase):
 
 
 StepSpec = Annotated[
-    Union[ApprovalStep, FormStep, ChecklistStep, DecisionStep, NotifyStep, RecordStep, StartStep, WaitStep, EndStep],
+    Union[ApprovalStep, FormStep, ChecklistStep, DecisionStep, ParallelStep, JoinStep, NotifyStep, RecordStep, StartStep, WaitStep, EndStep],
     Field(discriminator="type"),
 ]
 HumanStep = Union[ApprovalStep, FormStep, ChecklistStep]
-STEP_TYPES = ("approval", "form", "checklist", "decision", "notify", "record", "start", "wait", "end")
+STEP_TYPES = ("approval", "form", "checklist", "decision", "parallel", "join", "notify", "record", "start", "wait", "end")
 
 
 class ProcessSpec(SpecModel):
@@ -333,7 +388,14 @@ class ProcessSpec(SpecModel):
     inputs: dict[FieldName, FieldSpec] = Field(default_factory=dict, json_schema_extra=_FIELD_NAMES_SCHEMA)
     schedule: ScheduleSpec | None = None
     sla: SlaSpec | None = None
+    cancel_by: tuple[str, ...] = ()
+    """Who may cancel a case (``role:NAME``, ``person:NAME``); empty: any person of the team."""
     steps: tuple[StepSpec, ...] = Field(min_length=1)
+
+    @field_validator("cancel_by", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
 
     def step(self, step_id: str) -> StepSpec:
         """The step with this id (KeyError if none)."""
@@ -368,3 +430,8 @@ def _iso_dates(value: Any) -> Any:
 def is_human(step: StepSpec) -> bool:
     """Whether a person answers this step."""
     return isinstance(step, (ApprovalStep, FormStep, ChecklistStep))
+
+
+def is_split(step: StepSpec) -> bool:
+    """Whether a step starts branches that meet at a join (a parallel, a ``mode: all`` decision)."""
+    return isinstance(step, ParallelStep) or (isinstance(step, DecisionStep) and step.splits)

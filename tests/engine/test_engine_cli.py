@@ -138,7 +138,7 @@ class TestSimulate:
         inputs, answers_file = self.files(tmp_path, {"title": "v2", "owner": "cid"}, answers)
         code, out, _ = run(capsys, "simulate", str(RELEASE), "--inputs", inputs, "--answers", answers_file, "--json")
         assert code == 0
-        assert json.loads(out) == {"case": "REL-0001", "path": ["approve-release", "rejected"], "outcome": "rejected"}
+        assert json.loads(out) == {"case": "REL-0001", "path": ["approve-release", "rejected"], "outcome": "rejected", "withdrawn": []}
 
     def test_an_answer_from_someone_not_named_is_refused(self, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
         inputs, answers = self.files(tmp_path, {"title": "v2", "owner": "cid"}, {"approve-release": {"decision": "approve", "by": "cid"}})

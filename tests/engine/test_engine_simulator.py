@@ -171,7 +171,7 @@ def test_bad_inputs_are_refused() -> None:
 
 def test_the_json_form_of_the_cli_contract() -> None:
     result = simulate({"check": {"timeout": True}})
-    assert result.as_json() == {"case": "WAI-0001", "path": ["cool-down", "check", "expired"], "outcome": "expired"}
+    assert result.as_json() == {"case": "WAI-0001", "path": ["cool-down", "check", "expired"], "outcome": "expired", "withdrawn": []}
 
 
 class TestValidLibrary:
