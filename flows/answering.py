@@ -23,10 +23,12 @@ from aftercare.engine.errors import AnswerError, NotFoundError
 from aftercare.engine.library import definition_of_case
 from aftercare.engine.loader import Library
 from aftercare.engine.register import CaseRecord, Register, StepRunRecord
+from aftercare.engine.runner import structure_of
 from aftercare.engine.spec import HumanStep, ProcessSpec, is_human
 from aftercare.engine.suggest import did_you_mean
 
 from .executor import pause_prefix
+from .forms import find_form, parse_row
 from .run_input import input_payload
 
 log = logging.getLogger(__name__)
@@ -40,8 +42,8 @@ def case_spec(register: Register, library: Library | None, record: CaseRecord) -
     return found.spec
 
 
-def waiting_step(register: Register, spec: ProcessSpec, case_key: str, step_id: str) -> StepRunRecord:
-    """The open visit of a step a case waits at.
+def waiting_step(register: Register, spec: ProcessSpec, case_key: str, step_id: str, person: str | None = None) -> StepRunRecord:
+    """The open visit of a step a case waits at (of a ``for_each`` step: the open instance that names ``person``).
 
     Raises:
         NotFoundError: the process has no such step (with the near name).
@@ -56,7 +58,17 @@ def waiting_step(register: Register, spec: ProcessSpec, case_key: str, step_id: 
         )
     if not record.is_open:
         raise AnswerError(f"{case_key} is closed (outcome {record.outcome}); nothing to answer")
-    runs = [run for run in register.step_runs(case_key) if run.step_id == step_id]
+    every = register.step_runs(case_key)
+    runs = [run for run in every if run.step_id == step_id]
+    if runs and runs[-1].is_open and getattr(spec.step(step_id), "for_each", None) is not None:
+        instances = [run for run in every if parse_row(run.step_id)[0] == step_id and run.step_id != step_id and run.visit == runs[-1].visit]
+        open_ones = [run for run in instances if run.is_open]
+        mine = [run for run in open_ones if person is None or person in run.eligible]
+        if mine:
+            return mine[0]
+        if open_ones:
+            named = ", ".join(f"{run.step_id} ({', '.join(run.eligible)})" for run in open_ones)
+            raise AnswerError(f"{person!r} may not answer step {step_id!r}: no open instance names them; open: {named}")
     if not runs or not runs[-1].is_open:
         waiting = [run.step_id for run in register.step_runs(case_key) if run.is_open]
         raise AnswerError(f"{case_key} is not waiting at step {step_id!r}; it waits at {', '.join(waiting) or 'no step'}")
@@ -81,6 +93,15 @@ class CheckedAnswer:
     run: StepRunRecord
     step: HumanStep
     submission: Submission
+    beside_others: bool = False
+    """The step waits in a form run of its own (in a parallel branch, or a ``for_each`` instance)."""
+
+    def form_run_id(self) -> str | None:
+        """The run whose form takes the answer: the step's own form run (None until it exists), else the case's run."""
+        if not self.beside_others:
+            return self.case.flow_run_id
+        found = find_form(self.case.key, self.run.step_id, self.run.visit)
+        return str(found.id) if found is not None else None
 
 
 def check_answer(
@@ -107,20 +128,21 @@ def check_answer(
     register = register or Register()
     record = register.case(case_key)
     spec = case_spec(register, library, record)
-    run = waiting_step(register, spec, case_key, step_id)
+    run = waiting_step(register, spec, case_key, step_id, by)
     step: HumanStep = spec.step(step_id)  # type: ignore[assignment]
     submission = Submission(by=by, decision=decision, comment=comment, fields=dict(fields or {}))
     try:
         accept_answer(
-            step, submission, eligible=run.eligible, earlier=from_rows(register.answers(case_key, step_id, run.visit)),
+            step, submission, eligible=run.eligible, earlier=from_rows(register.answers(case_key, run.step_id, run.visit)),
             people=list(library.team.people) if library else [], answered_at=utc_now(), due_at=run.due_at,
         )
     except AnswerError as error:
-        register.refuse_answer(case_key, step_id, run.visit, person=by, reason=str(error), via="cli")
+        register.refuse_answer(case_key, run.step_id, run.visit, person=by, reason=str(error), via="cli")
         raise
     if record.flow_run_id is None:
         raise AnswerError(f"{case_key} has no flow run to resume")
-    return CheckedAnswer(record, run, step, submission)
+    beside = step.for_each is not None or structure_of(spec).in_region(step.id)
+    return CheckedAnswer(record, run, step, submission, beside_others=beside)
 
 
 def resume_with(checked: CheckedAnswer, *, wait_seconds: float = 60.0) -> str:
@@ -129,9 +151,15 @@ def resume_with(checked: CheckedAnswer, *, wait_seconds: float = 60.0) -> str:
     Raises:
         AnswerError: the run did not get to its form in time, or Prefect refused the answer.
     """
-    case_key, step_id, flow_run_id = checked.case.key, checked.step.id, checked.case.flow_run_id
-    assert flow_run_id is not None
-    prefix = pause_prefix(step_id, checked.run.visit)
+    case_key, step_id = checked.case.key, checked.step.id
+    prefix = pause_prefix(checked.run.step_id, checked.run.visit)
+    deadline = time.monotonic() + wait_seconds
+    flow_run_id = checked.form_run_id()
+    while flow_run_id is None:
+        if time.monotonic() > deadline:  # the case's run makes the form run as the step starts waiting
+            raise AnswerError(f"the form of {step_id!r} of {case_key} is not there yet; try again")
+        time.sleep(0.3)
+        flow_run_id = checked.form_run_id()
     deadline = time.monotonic() + wait_seconds
     while True:
         key = paused_key(flow_run_id)

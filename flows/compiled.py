@@ -12,6 +12,7 @@ from typing import Any
 from aftercare.engine import settings
 from aftercare.notifications import load_checked_library
 
+from .form_flow import FORM_FLOWS
 from .process_flow import attribute_name, build_flow
 from .system_flows import SYSTEM_FLOWS
 
@@ -21,6 +22,8 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(name)
     if name in SYSTEM_FLOWS:
         return SYSTEM_FLOWS[name]
+    if name in FORM_FLOWS:
+        return FORM_FLOWS[name]
     folder = settings.processes_folder()
     library = load_checked_library(folder)
     for definition in library.definitions.values():

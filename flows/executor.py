@@ -12,8 +12,10 @@ the answer the pause brought).
 
 from __future__ import annotations
 
+import re
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -23,7 +25,7 @@ from prefect import Task, task
 from prefect.cache_policies import NO_CACHE
 from prefect.flow_runs import suspend_flow_run
 
-from aftercare.engine.answers import Answer, HumanPlan, Submission, collect, decide, from_rows, is_late
+from aftercare.engine.answers import Answer, HumanPlan, Submission, collect, decide, from_rows, human_result, is_late
 from aftercare.engine.case import CaseState, opening
 from aftercare.engine.clock import utc_now
 from aftercare.engine.durations import parse_duration
@@ -31,11 +33,15 @@ from aftercare.engine.errors import AnswerError, StepError
 from aftercare.engine.loader import Library
 from aftercare.engine.register import CASE_FAILED, CASE_QUEUED, WAIT_PERSON, WAIT_TIMER, Register, StepRunRecord
 from aftercare.engine.results import record_result, start_result, wait_result
+from aftercare.engine.router import TIMEOUT
+from aftercare.engine.runner import structure_of
 from aftercare.engine.spec import DecisionStep, EndStep, HumanStep, NotifyStep, ProcessSpec, RecordStep, StartStep, StepSpec, WaitStep, is_human
-from aftercare.notifications import Messenger
+from aftercare.engine.waiting import Event, Unit, Waiting
+from aftercare.notifications import Messenger, run_url
 
 from . import artifacts, ui_updates
 from .run_input import answer_from_input, answer_model, describe
+from .forms import close_form, find_form, open_form, parse_row, unit_row, wake
 from .timers import Timer, drop_timers, schedule
 
 T = TypeVar("T")
@@ -52,7 +58,7 @@ POLL_SECONDS = 1.0
 
 def pause_prefix(step_id: str, visit: int) -> str:
     """The start of every pause key of one visit of a step (Prefect keys take a-z, 0-9 and dashes)."""
-    return f"{step_id.replace('_', '-')}-v{visit}-a"
+    return f"{re.sub(r'[^a-z0-9-]', '-', step_id.lower())}-v{visit}-a"
 
 
 def pause_key(step_id: str, visit: int, attempt: int) -> str:
@@ -85,7 +91,10 @@ class PrefectExecutor:
     flow_run_id: Any = None
     links: dict[str, str] = field(default_factory=dict)
     launch: Callable[[str, str, dict[str, Any]], str | None] | None = None
+    run_form: Callable[..., Any] | None = None
+    """Runs a foreground form run in a thread (``form_flow.answer_form``); served form runs come from their deployment."""
     _completed: dict[tuple[str, int], StepRunRecord] = field(default_factory=dict)
+    _ranks: dict[tuple[str, int], float] = field(default_factory=dict)
     _begins: dict[tuple[str, int], datetime] = field(default_factory=dict)
     _finished: dict[tuple[str, int], dict[str, Any]] | None = field(init=False)
     """Results of the visits earlier executions finished; read on the first ``recorded``."""
@@ -102,11 +111,10 @@ class PrefectExecutor:
         # One read per execution: a step this execution has not reached yet can only be
         # finished by an earlier execution (people answer only the step a case waits at).
         if self._finished is None:
-            self._finished = {
-                (run.step_id, run.visit): dict(run.result)
-                for run in self.register.step_runs(case.key)
-                if not run.is_open and run.result is not None
-            }
+            finished = [run for run in self.register.step_runs(case.key) if not run.is_open and run.result is not None]
+            self._finished = {(run.step_id, run.visit): dict(run.result or {}) for run in finished}
+            ordered = sorted(finished, key=lambda run: (run.finished_at or run.started_at, run.id))
+            self._ranks = {(run.step_id, run.visit): float(rank) for rank, run in enumerate(ordered)}
         return self._finished.get((step.id, visit))
 
     def began(self, case: CaseState, step: StepSpec, visit: int) -> datetime | None:
@@ -120,19 +128,149 @@ class PrefectExecutor:
             self.register.begin_step(
                 case.key, step.id, visit, started_at=plan.started_at, due_at=plan.due_at, eligible=plan.eligible, wait_kind=WAIT_PERSON
             )
-        elif isinstance(step, WaitStep):
+        elif isinstance(step, WaitStep) or (isinstance(step, StartStep) and step.wait is not None):
             self.register.begin_step(case.key, step.id, visit, started_at=self.now())
         else:
             # An automatic step takes milliseconds: complete_step begins it with its result,
             # one transaction instead of two. begin_pending writes it if the step fails.
             self._begins[(step.id, visit)] = self.now()
 
-    def human(self, case: CaseState, step: HumanStep, visit: int, plan: HumanPlan) -> dict[str, Any]:
-        self.messenger.waiting(case, step, visit, plan, self.links)
-        self._set_timers(case, step, visit, plan)
-        artifacts.publish(self.register, case, self.links, self.flow_run_id, waiting=f"{plan.title} — waiting for {', '.join(plan.eligible)}")
+    def rank(self, case: CaseState, step: StepSpec, visit: int) -> float:
+        self.recorded(case, step, visit)
+        return self._ranks.get((step.id, visit), 0.0)
+
+    def waits(self, case: CaseState, waiting: Waiting) -> None:
+        step, visit = waiting.step, waiting.visit
+        if waiting.kind == "timer":
+            assert waiting.until is not None
+            self.register.update_step(case.key, step.id, visit, due_at=waiting.until, status="waiting", wait_kind=WAIT_TIMER)
+            return
+        if waiting.kind != "person":
+            return  # linked cases: launched by ``start``; each wakes this run when it closes
+        human: HumanStep = step  # type: ignore[assignment]
+        plan = waiting.plan
+        assert plan is not None
+        self._set_timers(case, human, visit, plan)
+        if not self._concurrent(waiting):
+            self.messenger.waiting(case, human, visit, plan, self.links)
+            artifacts.publish(self.register, case, self.links, self.flow_run_id, waiting=f"{plan.title} — waiting for {', '.join(plan.eligible)}")
+            return
+        for unit, unit_plan in _units(waiting):
+            row = unit_row(step.id, unit.index if unit else None)
+            if unit is not None:
+                self.register.begin_step(
+                    case.key, row, visit, started_at=unit_plan.started_at, eligible=unit_plan.eligible, wait_kind=WAIT_PERSON, status="waiting"
+                )
+            links = dict(self.links)
+            form_run = self._open_form(case, row, visit, unit_plan.title, unit.item if unit else None)
+            if form_run is not None and (url := run_url(form_run, api_url=ui_updates.current_api_url())):
+                links["run"] = url
+            self.messenger.waiting(case, human, visit, unit_plan, links)
+        waiting_on = sorted({person for _, p in _units(waiting) for person in p.eligible})
+        artifacts.publish(self.register, case, self.links, self.flow_run_id, waiting=f"{plan.title} — waiting for {', '.join(waiting_on)}")
+
+    def next_event(self, case: CaseState, waiting: Sequence[Waiting]) -> Event:
         ui_updates.release_run(self.flow_run_id)
-        return collect(step, plan, _ResumeForm(self, case, step, visit, plan), people=list(self.library.team.people))
+        if len(waiting) == 1 and not self._concurrent(waiting[0]):
+            only = waiting[0]
+            if only.kind == "person":
+                human: HumanStep = only.step  # type: ignore[assignment]
+                assert only.plan is not None
+                result = collect(human, only.plan, ResumeForm(self, case, human, only.visit, only.plan), people=list(self.library.team.people))
+                return Event(only, result)
+            if only.kind == "timer":
+                assert only.until is not None and isinstance(only.step, WaitStep)
+                return Event(only, self._wait(only.step, only.visit, only.until))
+        while True:
+            event = self._happened(case, waiting)
+            if event is not None:
+                return event
+            if self.suspend:
+                self._await(waiting)
+            else:
+                time.sleep(POLL_SECONDS)
+
+    def withdraw(self, case: CaseState, waiting: Waiting, unit: Unit | None, reason: str) -> None:
+        step, visit = waiting.step, waiting.visit
+        rows = [unit_row(step.id, unit.index)] if unit is not None else [
+            unit_row(step.id, u.index) for u in waiting.units or () if u.withdrawn or u.result is None
+        ]
+        if unit is None:
+            rows.append(step.id)
+        for row in rows:
+            withdrawn = self.register.withdraw_step(case.key, row, visit, reason=reason)
+            if withdrawn is not None and withdrawn.eligible:
+                self.messenger.withdrawn(case, row, visit, withdrawn.eligible, reason, self.links)
+            if self._concurrent(waiting):
+                self._close_form(case.key, row, visit, reason)
+        if unit is None and self.suspend and is_human(step) and _has_deadlines(step):
+            drop_timers(case.key, step.id, visit)
+
+    def _concurrent(self, waiting: Waiting) -> bool:
+        """Whether a waiting step may wait beside others (inside a split, or a multi-unit step): it has form runs."""
+        return waiting.units is not None or structure_of(self.spec).in_region(waiting.step.id)
+
+    def _open_form(self, case: CaseState, row: str, visit: int, title: str, item: Any) -> str | None:
+        """The form run of a waiting unit: a served one from the form deployment, a foreground one in a thread."""
+        if self.suspend:
+            found = find_form(case.key, row, visit)
+            return str(found.id) if found is not None else open_form(case.key, title, row, visit, item)
+        key = (case.key, row, visit)
+        if key not in _FORM_THREADS and self.run_form is not None:
+            step_id, unit = parse_row(row)
+            thread = threading.Thread(target=self.run_form, args=(case.key, step_id, visit, unit, item), name=f"form {row}", daemon=True)
+            _FORM_THREADS[key] = thread
+            thread.start()
+        return None
+
+    def _close_form(self, case_key: str, row: str, visit: int, reason: str) -> None:
+        close_form(case_key, row, visit, reason)
+        _FORM_THREADS.pop((case_key, row, visit), None)
+
+    def _happened(self, case: CaseState, waiting: Sequence[Waiting]) -> Event | None:
+        """The earliest thing that has happened to the waiting steps, by the register and the clock; None while nothing has."""
+        now = self.now()
+        found: list[tuple[datetime, int, Event]] = []
+        for w in waiting:
+            step = w.step
+            if w.kind == "timer":
+                assert w.until is not None
+                if now >= w.until:
+                    found.append((w.until, w.order, Event(w, wait_result(w.until, now))))
+                continue
+            if w.kind == "cases":
+                for linked in w.open_units():
+                    child = self.register.case(str(linked.case))
+                    if not child.is_open and child.closed_at is not None:
+                        found.append((child.closed_at, w.order, Event(w, {"case": child.key, "outcome": child.outcome}, linked.index)))
+                continue
+            units: list[Unit | None] = list(w.open_units()) if w.units is not None else [None]
+            for unit in units:
+                row = self.register.step_run(case.key, unit_row(step.id, unit.index if unit else None), w.visit)
+                if row is not None and row.status == "done" and row.result is not None:
+                    found.append((row.finished_at or now, w.order, Event(w, dict(row.result), unit.index if unit else None)))
+            marked = self.register.step_run(case.key, step.id, w.visit)
+            timed_out = marked is not None and marked.timed_out_at is not None
+            if getattr(step, "on_timeout", None) and w.due_at is not None and (now >= w.due_at or timed_out):
+                answers = from_rows(self.register.answers(case.key, step.id, w.visit))
+                found.append((w.due_at, w.order, Event(w, human_result(step, answers, TIMEOUT))))  # type: ignore[arg-type]
+        if not found:
+            return None
+        _, _, event = min(found, key=lambda f: (f[0], f[1]))
+        if event.result.get("decision") == TIMEOUT:
+            for open_unit, _ in _units(event.waiting):
+                row_id = unit_row(event.waiting.step.id, open_unit.index if open_unit else None)
+                self._close_form(case.key, row_id, event.waiting.visit, "timed out")
+        return event
+
+    def _await(self, waiting: Sequence[Waiting]) -> None:
+        """Suspend this served run until a form run decides a step, a linked case closes, or the next timer or due."""
+        moments = [w.until for w in waiting if w.until is not None]
+        moments += [w.due_at for w in waiting if w.due_at is not None and getattr(w.step, "on_timeout", None)]
+        key = _fresh_await_key(self.flow_run_id)
+        if moments:
+            _suspend_until(self.flow_run_id, min(m for m in moments if m is not None), key=key)
+        suspend_flow_run(timeout=PAUSE_TIMEOUT, key=key)
 
     def notify(self, case: CaseState, step: NotifyStep, visit: int, recipients: list[str], scope: dict[str, Any]) -> dict[str, Any]:
         def send() -> StepRunRecord:
@@ -153,7 +291,7 @@ class PrefectExecutor:
         return self._completed_in_task(step, visit, write)
 
     def start(self, case: CaseState, step: StartStep, visit: int, inputs: list[dict[str, Any]]) -> dict[str, Any]:
-        def open_cases() -> StepRunRecord:
+        def open_cases() -> StepRunRecord | dict[str, Any]:
             target = self.library.definitions.get(step.process)
             if target is None:
                 raise StepError(f"step {step.id!r} starts {step.process!r}, which is not in {self.library.root}")
@@ -178,13 +316,17 @@ class PrefectExecutor:
                 keys.append(child.key)
                 if child.flow_run_id is None and self.launch is not None:
                     self.launch(child.key, target.spec.process, opened.inputs)
+            if step.wait is not None:  # the step waits for its cases: it completes when enough have ended
+                return start_result(step.process, keys)
             return self._store(case, step, visit, start_result(step.process, keys))
 
-        return self._completed_in_task(step, visit, open_cases)
+        if step.wait is not None:
+            opened: dict[str, Any] = self._as_task(step, visit, open_cases)  # type: ignore[arg-type]
+            return opened
+        return self._completed_in_task(step, visit, open_cases)  # type: ignore[arg-type]
 
-    def wait(self, case: CaseState, step: WaitStep, visit: int, until: datetime) -> dict[str, Any]:
-        self.register.update_step(case.key, step.id, visit, due_at=until, status="waiting", wait_kind=WAIT_TIMER)
-        ui_updates.release_run(self.flow_run_id)
+    def _wait(self, step: WaitStep, visit: int, until: datetime) -> dict[str, Any]:
+        """A timer: a short one sleeps here, a longer one of a served run hands the run back to Prefect until then."""
         if self.suspend and until - self.now() > SLEEP_WAITS_UP_TO:
             _suspend_until(self.flow_run_id, until, key=f"wait-{step.id.replace('_', '-')}-v{visit}")
         _sleep_until(until)
@@ -207,6 +349,10 @@ class PrefectExecutor:
 
     def finish(self, case: CaseState, outcome: str) -> None:
         self.register.close_case(case.key, outcome)
+        if case.parent and self.suspend:
+            parent = self.register.case(case.parent)
+            if parent.is_open:
+                wake(parent.flow_run_id, patience=0.0)  # it may wait for this case (a start step with wait)
         self.messenger.closed(case, outcome, self.links)
         self.messenger.deliver_unsent()
         artifacts.publish(self.register, case, self.links, self.flow_run_id)
@@ -251,7 +397,7 @@ class PrefectExecutor:
         return step_task(step.id)(work, visit)  # type: ignore[return-value]
 
 
-class _ResumeForm:
+class ResumeForm:
     """A waiting human step's answers from the run's resume form (the engine's ``AnswerSource``).
 
     Each wait is one Prefect pause (a foreground run) or suspension (a served run, whose
@@ -259,8 +405,10 @@ class _ResumeForm:
     the answer under the same pause key).
     """
 
-    def __init__(self, executor: PrefectExecutor, case: CaseState, step: HumanStep, visit: int, plan: HumanPlan) -> None:
+    def __init__(self, executor: PrefectExecutor, case: CaseState, step: HumanStep, visit: int, plan: HumanPlan, *, row: str | None = None) -> None:
+        """``row``: the register's step id the answers go to (a ``for_each`` instance's, ``step[2]``); the step's own by default."""
         self.executor = executor
+        self.row = row or step.id
         self.register = executor.register
         self.case = case
         self.step = step
@@ -280,8 +428,8 @@ class _ResumeForm:
         return clock
 
     def recorded(self) -> list[Answer]:
-        self.run = self.register.step_run(self.case.key, self.step.id, self.visit)
-        self.answers = from_rows(self.register.answers(self.case.key, self.step.id, self.visit))
+        self.run = self.register.step_run(self.case.key, self.row, self.visit)
+        self.answers = from_rows(self.register.answers(self.case.key, self.row, self.visit))
         return list(self.answers)
 
     def next(self) -> Submission | None:
@@ -291,7 +439,7 @@ class _ResumeForm:
         model = answer_model(self.step, self.plan, team).with_initial_data(
             description=describe(self.case, self.step, self.plan, team, self.answers, self.note)
         )
-        key = pause_key(self.step.id, self.visit, self.attempt)
+        key = pause_key(self.row, self.visit, self.attempt)
         received: Any
         if self.executor.suspend:
             received = suspend_flow_run(wait_for_input=model, timeout=PAUSE_TIMEOUT, key=key)
@@ -313,12 +461,12 @@ class _ResumeForm:
                 the feeder's interrupt, which was seen to be lost.
         """
         if self.register.case(self.case.key).status == CASE_FAILED:
-            run = self.register.step_run(self.case.key, self.step.id, self.visit)
+            run = self.register.step_run(self.case.key, self.row, self.visit)
             reason = (run.result or {}).get("error") if run is not None else None
             raise StepError(str(reason or f"case {self.case.key} failed while {self.step.id!r} waited"))
         if not self.step.on_timeout or self.plan.due_at is None:
             return False  # a passed due never decides such a step: only an answer ends the wait
-        run = self.register.step_run(self.case.key, self.step.id, self.visit)
+        run = self.register.step_run(self.case.key, self.row, self.visit)
         if run is not None:
             self.run = run
         return is_late(self.step, self.plan.due_at, self.now())
@@ -331,7 +479,7 @@ class _ResumeForm:
 
         def write() -> None:
             self.register.answer(
-                self.case.key, step.id, visit, person=answer.by, decision=answer.decision, comment=answer.comment,
+                self.case.key, self.row, visit, person=answer.by, decision=answer.decision, comment=answer.comment,
                 fields=dict(answer.fields), answered_at=answer.answered_at, decide=decided, pause_attempt=self.attempt + 1,
             )
 
@@ -344,7 +492,7 @@ class _ResumeForm:
 
     def refuse(self, submission: Submission, error: AnswerError) -> None:
         self.register.refuse_answer(
-            self.case.key, self.step.id, self.visit, person=submission.by, reason=str(error),
+            self.case.key, self.row, self.visit, person=submission.by, reason=str(error),
             via="prefect", pause_attempt=self.attempt + 1,
         )
         self.note = f"The last answer was refused: {error}"
@@ -387,6 +535,31 @@ def pause_in_foreground(model: Any, key: str, woken: Callable[[], bool]) -> Any 
             if woken():
                 client.set_flow_run_state(flow_run_id, Running(), force=True)
                 return None
+
+
+_FORM_THREADS: dict[tuple[str, str, int], threading.Thread] = {}
+"""The foreground form runs of this process, by (case, register step id, visit)."""
+
+
+def _units(waiting: Waiting) -> list[tuple[Unit | None, HumanPlan]]:
+    """A waiting human step's units with their plans: its instances, or the step itself."""
+    if waiting.units is not None:
+        return [(unit, unit.plan) for unit in waiting.open_units() if unit.plan is not None]
+    assert waiting.plan is not None
+    return [(None, waiting.plan)]
+
+
+def _fresh_await_key(flow_run_id: Any) -> str:
+    """A suspension key this run has not used: each wait for its steps is a new one (a replay then waits again)."""
+    from prefect import get_client
+
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(UUID(str(flow_run_id)))
+    used = set(run.empirical_policy.pause_keys or ())
+    number = sum(1 for key in used if key.startswith("await-"))
+    while f"await-{number}" in used:
+        number += 1
+    return f"await-{number}"
 
 
 #: One Prefect task per step id, made once per process (making a Task hashes its code, ~1 ms).
@@ -439,4 +612,4 @@ def _sleep_until(until: datetime) -> None:
         time.sleep(min(left, 1.0))
 
 
-__all__ = ["PrefectExecutor", "pause_in_foreground", "pause_key", "pause_prefix", "step_task"]
+__all__ = ["PrefectExecutor", "ResumeForm", "pause_in_foreground", "pause_key", "pause_prefix", "step_task"]

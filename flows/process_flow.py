@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -109,6 +110,7 @@ def run_definition(definition: LoadedDefinition, library: Library, parameters: d
         flow_run_id=flow_run.id,
         links=links,
         launch=launch_case,
+        run_form=functools.partial(run_form_in_thread, api_url=ui_updates.current_api_url()),
     )
     if served and executor.fresh and record.due_at is not None:
         schedule(Timer("sla", record.due_at, record.key))  # the case's own deadline (``sla.due``)
@@ -122,7 +124,21 @@ def run_definition(definition: LoadedDefinition, library: Library, parameters: d
             executor.begin_pending(case)
             register.fail_case(case.key, failure_reason(error))
         raise
-    return {"case": case.key, "path": case.path, "outcome": outcome}
+    return {"case": case.key, "path": case.path, "outcome": outcome, "withdrawn": list(case.withdrawn)}
+
+
+def run_form_in_thread(case: str, step: str, visit: int, unit: int | None, item: Any, *, api_url: str) -> None:
+    """A foreground run's form run: its own flow run, paused for its form, in this thread (on the run's Prefect API)."""
+    from prefect import tags
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from .form_flow import answer_form
+    from .forms import form_tags, unit_row
+
+    row = unit_row(step, unit)
+    named = answer_form.with_options(flow_run_name=f"{case} · {row}")
+    with temporary_settings(updates={PREFECT_API_URL: api_url}), tags(*form_tags(case, row, visit)), contextlib.suppress(Exception):
+        named(case, step, visit, -1 if unit is None else unit, item)  # a withdrawn or closed form just ends
 
 
 def failure_reason(error: BaseException) -> str:

@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
 from prefect import tags
@@ -28,10 +29,12 @@ from aftercare.engine.clock import utc_now
 from aftercare.engine.errors import AftercareError, StepError
 from aftercare.engine.loader import Library, LoadedDefinition
 from aftercare.engine.register import Register, StepRunRecord
+from aftercare.engine.runner import structure_of
 from aftercare.engine.spec import HumanStep, ProcessSpec
 
 from .answering import case_spec, paused_key, submit_answer
 from .executor import pause_prefix
+from .forms import parse_row
 from .process_flow import CASE_LISTENERS, build_flow, run_tags
 
 SCRIPT_ACTOR = "aftercare run --answers"
@@ -82,6 +85,15 @@ class AnswerFeeder:
         told: set[str] = set()
         while not self._stop.is_set():
             try:
+                if self._answer_beside_others():
+                    continue
+            except AftercareError as error:
+                self.error = error
+                with contextlib.suppress(AftercareError):
+                    self.register.fail_case(self.case_key, f"a scripted answer was refused: {error}", actor=SCRIPT_ACTOR)
+                self._interrupt_the_run()
+                return
+            try:
                 key = paused_key(self.flow_run_id)
             except Exception:  # noqa: BLE001 - a passing API hiccup; ask again
                 key = None
@@ -100,6 +112,47 @@ class AnswerFeeder:
                     self.register.fail_case(self.case_key, f"the scripted answer to {run.step_id!r} was refused: {error}", actor=SCRIPT_ACTOR)
                 self._interrupt_the_run()
                 return
+
+    def _answer_beside_others(self) -> bool:
+        """Steps waiting side by side (parallel branches, instances) in form runs of their own: answer the one
+        whose scripted answer comes first (``after`` from when it began), and wait until its run took it."""
+        assert self.case_key
+        spec = self._spec()
+        structure = structure_of(spec)
+        ready: list[tuple[datetime, int, StepRunRecord, ScriptedAnswer]] = []
+        for run in self.register.step_runs(self.case_key):
+            step_id, unit = parse_row(run.step_id)
+            if not run.is_open or not run.eligible or step_id not in spec.step_ids:
+                continue
+            step = spec.step(step_id)
+            for_each = getattr(step, "for_each", None) is not None
+            if (for_each and unit is None) or not (for_each or structure.in_region(step_id)):
+                continue
+            scripted = self.answers.peek(step_id)
+            if scripted is None or (not scripted.timeout and scripted.submission.by not in run.eligible):
+                continue
+            ready.append((run.started_at + (scripted.after or timedelta(0)), run.id, run, scripted))
+        if not ready:
+            return False
+        _, _, run, scripted = min(ready, key=lambda r: (r[0], r[1]))
+        step_id, _ = parse_row(run.step_id)
+        self.answers.pop(step_id)
+        if scripted.timeout:
+            self.register.mark_timed_out(run.id, utc_now(), actor=SCRIPT_ACTOR)
+            return True
+        before = len(self.register.answers(self.case_key, run.step_id, run.visit))
+        given = scripted.submission
+        submit_answer(
+            self.case_key, step_id, by=given.by, decision=given.decision, comment=given.comment,
+            fields=dict(given.fields), library=self.library, register=self.register,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not self._stop.is_set():  # taken before the next one goes in: the order holds
+            current = self.register.step_run(self.case_key, run.step_id, run.visit)
+            if current is None or not current.is_open or len(self.register.answers(self.case_key, run.step_id, run.visit)) > before:
+                break
+            time.sleep(0.2)
+        return True
 
     def _answer(self, run: StepRunRecord, key: str, told: set[str]) -> bool:
         """Answer the waiting step from the script; True once its pause is answered or its due made to pass."""

@@ -12,6 +12,7 @@ from prefect.types.entrypoint import EntrypointType
 from aftercare.engine import settings
 from aftercare.engine.loader import Library, LoadedDefinition
 
+from .form_flow import form_deployment
 from .process_flow import build_flow, run_tags
 from .schedules import prefect_schedule
 from .system_flows import system_deployments
@@ -90,6 +91,7 @@ def serve_library(library: Library, *, system: bool = True, limit: int | None = 
     # The runs' own processes build their flow from this folder (aftercare.flows.compiled).
     os.environ["AFTERCARE_PROCESSES"] = str(Path(library.root or "processes").resolve())
     cases = [process_deployment(definition, library) for definition in library.definitions.values()]
+    cases.append(form_deployment())  # form runs start on the cases' runner: an answer moves its case as fast
     systems = system_deployments() if system else []
     keep_schedule_states(cases, library)
     _recover([deployment.flow_name for deployment in [*cases, *systems]])
@@ -181,6 +183,7 @@ def deploy_library(library: Library, *, pool: str, system: bool = True) -> list[
         process_deployment(definition, library, work_pool_name=pool, job_variables={"env": env})
         for definition in library.definitions.values()
     ]
+    deployments.append(form_deployment(work_pool_name=pool, job_variables={"env": env}))
     if system:
         deployments.extend(system_deployments(work_pool_name=pool, job_variables={"env": env}))
     keep_schedule_states(deployments, library)
