@@ -141,18 +141,37 @@ class AnswerFeeder:
             self.register.mark_timed_out(run.id, utc_now(), actor=SCRIPT_ACTOR)
             return True
         before = len(self.register.answers(self.case_key, run.step_id, run.visit))
+        waiting_before = self._open_rows()
         given = scripted.submission
-        submit_answer(
-            self.case_key, step_id, by=given.by, decision=given.decision, comment=given.comment,
-            fields=dict(given.fields), library=self.library, register=self.register,
-        )
+        try:
+            submit_answer(
+                self.case_key, step_id, by=given.by, decision=given.decision, comment=given.comment,
+                fields=dict(given.fields), library=self.library, register=self.register,
+            )
+        except AftercareError:
+            current = self.register.step_run(self.case_key, run.step_id, run.visit)
+            if current is None or not current.is_open:
+                return True  # withdrawn or decided meanwhile: the answer came after it was needed, as a simulation has it
+            raise
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not self._stop.is_set():  # taken before the next one goes in: the order holds
             current = self.register.step_run(self.case_key, run.step_id, run.visit)
-            if current is None or not current.is_open or len(self.register.answers(self.case_key, run.step_id, run.visit)) > before:
+            if current is None or not current.is_open:
+                break
+            if len(self.register.answers(self.case_key, run.step_id, run.visit)) > before:
+                return True
+            time.sleep(0.2)
+        # It decided its step: let the case's run act on it (a join may withdraw what the next answer is for).
+        settle = time.monotonic() + SETTLE_SECONDS
+        while time.monotonic() < settle and not self._stop.is_set():
+            if not self.register.case(self.case_key).is_open or self._open_rows() - {run.step_id} != waiting_before - {run.step_id}:
                 break
             time.sleep(0.2)
         return True
+
+    def _open_rows(self) -> set[str]:
+        assert self.case_key
+        return {run.step_id for run in self.register.step_runs(self.case_key) if run.is_open}
 
     def _answer(self, run: StepRunRecord, key: str, told: set[str]) -> bool:
         """Answer the waiting step from the script; True once its pause is answered or its due made to pass."""
@@ -204,6 +223,10 @@ class AnswerFeeder:
             _thread.interrupt_main()
             if self._stop.wait(INTERRUPT_SECONDS):
                 return
+
+
+SETTLE_SECONDS = 3.0
+"""How long a scripted run waits, after an answer decided a step waiting beside others, for the case's run to act on it."""
 
 
 class OneLineErrors(logging.Filter):
