@@ -80,6 +80,7 @@ class _Analysis:
         self.regions: dict[str, Region] = {}
         self.problems: list[StructureProblem] = []
         self._busy: set[str] = set()
+        self._reached_joins: set[str] = set()
 
     def run(self) -> tuple[Structure, list[StructureProblem]]:
         for step in self.spec.steps:
@@ -91,8 +92,11 @@ class _Analysis:
                 continue
             other = split_of.get(region.join)
             if other is not None:
+                inner = other if other in region.members else region.split if region.split in self.regions[other].members else None
+                fix = (f"give {inner!r} a join of its own, whose next goes on to {region.join!r}" if inner
+                       else "give each split its own join")
                 self._add(region.split, ("id",), f"split {region.split!r} and split {other!r} both meet at join {region.join!r}; "
-                          "each split needs its own join (splits nest, they never cross)")
+                          f"{fix} (splits nest, they never cross)")
             else:
                 split_of[region.join] = region.split
         for step in self.spec.steps:
@@ -112,6 +116,8 @@ class _Analysis:
 
     def _join(self, step: JoinStep, split_of: dict[str, str]) -> None:
         split = split_of.get(step.id)
+        if split is None and step.id in self._reached_joins:
+            return  # some split's branches meet here and at another join: reported at that split
         if split is None:
             self._add(step.id, ("id",), f"join {step.id!r} belongs to no split: no parallel step's or mode: all decision's "
                       "branches meet at it (a join closes the branches of one split)")
@@ -140,10 +146,11 @@ class _Analysis:
                 joins.setdefault(reached, start)
             walks.append((start, seen))
         join = next(iter(joins), None)
+        self._reached_joins.update(joins)
         if len(joins) > 1:
             named = ", ".join(f"{j!r} (from branch {b!r})" for j, b in joins.items())
             self._add(split_id, ("branches",), f"the branches of split {split_id!r} meet at different joins: {named}; "
-                      "every branch of a split reaches its one join or an end step")
+                      "send every branch to one join (or to an end step)")
         members = frozenset().union(*(seen for _, seen in walks)) if walks else frozenset()
         region = Region(split_id, join, tuple(s for s in starts if s != join), frozenset(members))
         self.regions[split_id] = region
@@ -179,33 +186,82 @@ class _Analysis:
     def _crossings(self, split_id: str, region: Region, walks: list[tuple[str, set[str]]]) -> None:
         """A branch that leaves its region, enters another branch, or is entered from outside."""
         inside = set(region.members)
-        owner: dict[str, str] = {}
-        for start, seen in walks:
-            for node in seen:
-                if node in owner and owner[node] != start:
-                    continue  # reported below at the step that jumps
-                owner.setdefault(node, start)
+        owner = self._owners(walks)
         outside = self._reach_avoiding(split_id, region)
+        # A step reached both from a branch and from outside: inside, when it leads on to the join
+        # (an outside step jumped into the branch); else an outside step the branch went to.
+        ahead = self._reaching(split_id, region)
+        left = {node for node in inside & outside if node not in ahead}
+        inside -= left
+        join = f"its join {region.join!r}" if region.join else "its join"
         for node in sorted(inside, key=self.spec.index):
+            branch = owner.get(node)
+            of = f"in branch {branch!r} of split {split_id!r}" if branch else f"in a branch of split {split_id!r}"
             for edge in self.out[node]:
                 target = edge.target
+                goes = _goes(edge)
                 if target == split_id:
-                    self._add(node, edge.field, f"step {node!r} in a branch of split {split_id!r} goes back to the split; "
-                              "a branch may loop inside itself, but the split starts its branches only once per visit")
-                elif target in outside and target not in inside and target != region.join and not isinstance(self.steps[target], EndStep):
-                    self._add(node, edge.field, f"step {node!r} in a branch of split {split_id!r} goes to {target!r}, outside the split; "
-                              f"a branch ends at its join{' ' + repr(region.join) if region.join else ''} or at an end step")
-                elif target in owner and node in owner and owner[target] != owner[node] and target not in region.branches:
-                    self._add(node, edge.field, f"step {node!r} in branch {owner[node]!r} of split {split_id!r} goes to {target!r} "
-                              f"in branch {owner[target]!r}; branches never jump into each other")
-                elif target in region.branches and node in owner and owner[node] != target:
-                    self._add(node, edge.field, f"step {node!r} in branch {owner[node]!r} of split {split_id!r} goes to {target!r}, "
-                              "where another branch starts; branches never jump into each other")
+                    again = f"to repeat the branch, go back to {branch!r}, its first step" if branch else "a branch may loop inside itself"
+                    self._add(node, edge.field, f"step {node!r} {of} {goes} {split_id!r}, its own split, which starts its branches "
+                              f"only once per visit; {again}")
+                elif target in left or (target in outside and target not in inside and target != region.join and not isinstance(self.steps[target], EndStep)):
+                    self._add(node, edge.field, f"step {node!r} {of} {goes} {target!r}, outside the split; "
+                              f"a branch goes on to {join} or ends the case at an end step")
+                elif target == region.join:
+                    continue
+                elif target in region.branches and branch and branch != target:
+                    end = f"next: {region.join} (its join) or next: an end step" if region.join else "next: an end step"
+                    self._add(node, edge.field, f"step {node!r} {of} {goes} {target!r}, the first step of another branch; "
+                              f"branches never jump into each other: end this branch with {end}")
+                elif target in owner and branch and owner[target] != branch:
+                    self._add(node, edge.field, f"step {node!r} {of} {goes} {target!r} in branch {owner[target]!r}; "
+                              f"branches never jump into each other: go on to {join} or to an end step")
         for node in outside - inside:
             for edge in self.out[node]:
                 if edge.target in inside:
-                    self._add(node, edge.field, f"step {node!r} jumps into the branches of split {split_id!r} (to {edge.target!r}); "
-                              "a branch is entered only through its split")
+                    self._add(node, edge.field, f"step {node!r} {_goes(edge)} {edge.target!r}, inside the branches of split {split_id!r}; "
+                              f"a branch is entered only through its split: go to {split_id!r}, which starts every branch")
+
+    def _owners(self, walks: list[tuple[str, set[str]]]) -> dict[str, str]:
+        """The branch each step of a region belongs to.
+
+        A step two branches reach belongs to the one whose main line (next, approve, falling
+        through: every exit but on_reject, on_timeout, on_fail) reaches it first, so the
+        jump that crosses is the one blamed; ties go to the earlier branch.
+        """
+        seen_by = dict(walks)
+        owner = {start: start for start, seen in walks if start in seen}
+        level = [start for start in owner]
+        while level:
+            following: list[str] = []
+            for node in level:
+                for edge in self.out[node]:
+                    target = edge.target
+                    if edge.label in _SIDE_EXITS or target in owner or target not in seen_by[owner[node]]:
+                        continue
+                    owner[target] = owner[node]
+                    following.append(target)
+            level = following
+        for start, seen in walks:
+            for node in seen:
+                owner.setdefault(node, start)
+        return owner
+
+    def _reaching(self, split_id: str, region: Region) -> set[str]:
+        """The steps that lead on to the region's join (to an end step, for a region without one), not through the split."""
+        into: dict[str, list[str]] = {}
+        for node, out in self.out.items():
+            for edge in out:
+                into.setdefault(edge.target, []).append(node)
+        todo = [region.join] if region.join is not None else [s.id for s in self.spec.steps if isinstance(s, EndStep)]
+        reached: set[str] = set()
+        while todo:
+            node = todo.pop()
+            if node in reached or node == split_id:
+                continue
+            reached.add(node)
+            todo.extend(into.get(node, []))
+        return reached
 
     def _reach_avoiding(self, split_id: str, region: Region) -> set[str]:
         """The steps reached from the first step and from after the join without passing the split."""
@@ -220,6 +276,15 @@ class _Analysis:
             reached.add(node)
             todo.extend(e.target for e in self.out[node])
         return reached
+
+
+_SIDE_EXITS = frozenset({"reject", "timeout", "fail"})
+"""Exits that leave a step's main line (on_reject, on_timeout, on_fail)."""
+
+
+def _goes(edge: Edge) -> str:
+    """How a message says a step goes somewhere: by a field, or by falling through (no ``next``)."""
+    return "has no next, so it falls through to" if edge.field == ("id",) else "goes to"
 
 
 __all__ = ["Region", "Structure", "StructureProblem", "analyse", "branch_starts"]
