@@ -62,7 +62,7 @@ class Recovery:
     crashed: list[str] = field(default_factory=list)
     alive: list[str] = field(default_factory=list)
     cancelled: list[str] = field(default_factory=list)
-    """Dead runs of cases the register says are cancelled: marked Cancelled, never replayed."""
+    """Dead runs of cases the register says are cancelled, or left Cancelling: marked Cancelled, never replayed."""
     cases_cancelled: list[str] = field(default_factory=list)
     """Open cases whose run was cancelled in Prefect: cancelled in the register now."""
 
@@ -175,7 +175,7 @@ def last_heartbeat(client: Any, flow_run_id: str, since: datetime) -> datetime |
 def recover_dead_runs(
     flow_names: Iterable[str], *, now: datetime | None = None, stale: timedelta | None = None, cancellations: bool = True
 ) -> Recovery:
-    """Find Running or Pending runs of these flows' deployments whose process died; reschedule, crash or cancel them.
+    """Find Running, Pending or Cancelling runs of these flows' deployments whose process died; reschedule, crash or cancel them.
 
     Args:
         flow_names: the flows served (process ids and system flow names).
@@ -214,7 +214,7 @@ def recover_dead_runs(
             page = client.read_flow_runs(
                 flow_filter=FlowFilter(name=FlowFilterName(any_=names)),
                 flow_run_filter=FlowRunFilter(
-                    state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING, StateType.PENDING])),
+                    state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING, StateType.PENDING, StateType.CANCELLING])),
                     deployment_id=FlowRunFilterDeploymentId(is_null_=False),
                 ),
                 limit=PAGE,
@@ -243,7 +243,8 @@ def recover_dead_runs(
             if current.state is None or run.state is None or current.state.id != run.state.id:
                 report.alive.append(run_id)
                 continue
-            if SYSTEM_TAG not in (run.tags or []) and _case_cancelled(run_id):
+            if run.state.is_cancelling() or (SYSTEM_TAG not in (run.tags or []) and _case_cancelled(run_id)):
+                # Being cancelled, or of a cancelled case: its runner died with it, so nobody else ends it.
                 client.set_flow_run_state(run.id, Cancelled(message="its process died and its case is cancelled (aftercare recovery)"), force=True)
                 report.cancelled.append(run_id)
                 log.warning("recovery: run %s (%s) had no live process and its case is cancelled; marked Cancelled", run.name, run_id)
