@@ -58,3 +58,7 @@ class NotFoundError(AftercareError, LookupError):
 
 class ConfigurationError(AftercareError, ValueError):
     """An environment variable of Aftercare's configuration has a value it cannot use."""
+
+
+class CaseCancelled(AftercareError):
+    """A run found its case cancelled: it stops, and its flow run stays Cancelled (not failed)."""

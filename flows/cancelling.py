@@ -32,7 +32,7 @@ from uuid import UUID
 
 from aftercare.engine import settings
 from aftercare.engine.clock import utc_now
-from aftercare.engine.errors import AftercareError, AnswerError
+from aftercare.engine.errors import AftercareError, AnswerError, CaseCancelled
 from aftercare.engine.loader import Library
 from aftercare.engine.register import CASE_CANCELLED, CancelOutcome, Register
 from aftercare.engine.spec import ProcessSpec
@@ -41,6 +41,7 @@ from aftercare.engine.team import TeamSpec
 from aftercare.notifications import Messenger, load_checked_library, run_url
 
 from .answering import case_spec
+from .forms import close_forms
 from .timers import drop_timers
 
 log = logging.getLogger(__name__)
@@ -53,14 +54,6 @@ RECHECK = timedelta(days=1)
 PAGE = 200
 """The most flow runs the Prefect API returns per call."""
 CASE_TAG = "case:"
-
-
-class CaseCancelled(AftercareError):
-    """A run found its case cancelled: it stops, and its flow run stays Cancelled.
-
-    Raised by :func:`stop_if_cancelled`; the process flow turns it into Prefect's
-    ``Cancelled`` state (:func:`cancelled_state`) rather than a failure.
-    """
 
 
 @dataclass
@@ -196,6 +189,7 @@ def finish(
                 log.warning("cancel of %s: %s", outcome.case.key, report.problems[-1])
     for key, _ in runs:
         report.timers_dropped += drop_timers(key)
+        close_forms(key, message)  # the forms of steps that waited side by side are no longer offered
     if library is not None:
         report.messages = tell(register, library, outcome, by=by, reason=reason)
     return report

@@ -29,9 +29,9 @@ from aftercare.engine.answers import Answer, HumanPlan, Submission, collect, dec
 from aftercare.engine.case import CaseState, opening
 from aftercare.engine.clock import utc_now
 from aftercare.engine.durations import parse_duration
-from aftercare.engine.errors import AnswerError, StepError
+from aftercare.engine.errors import AnswerError, CaseCancelled, StepError
 from aftercare.engine.loader import Library
-from aftercare.engine.register import CASE_FAILED, CASE_QUEUED, WAIT_PERSON, WAIT_TIMER, Register, StepRunRecord
+from aftercare.engine.register import CASE_CANCELLED, CASE_FAILED, CASE_QUEUED, WAIT_PERSON, WAIT_TIMER, Register, StepRunRecord
 from aftercare.engine.results import record_result, start_result, wait_result
 from aftercare.engine.router import TIMEOUT
 from aftercare.engine.runner import structure_of
@@ -189,6 +189,7 @@ class PrefectExecutor:
                 self._await(waiting)
             else:
                 time.sleep(POLL_SECONDS)
+                _stop_if_cancelled(self.register, case.key)
 
     def withdraw(self, case: CaseState, waiting: Waiting, unit: Unit | None, reason: str) -> None:
         step, visit = waiting.step, waiting.visit
@@ -460,6 +461,7 @@ class ResumeForm:
                 feeder refused its scripted answer); the run stops here rather than only by
                 the feeder's interrupt, which was seen to be lost.
         """
+        _stop_if_cancelled(self.register, self.case.key)
         if self.register.case(self.case.key).status == CASE_FAILED:
             run = self.register.step_run(self.case.key, self.row, self.visit)
             reason = (run.result or {}).get("error") if run is not None else None
@@ -547,6 +549,12 @@ def _units(waiting: Waiting) -> list[tuple[Unit | None, HumanPlan]]:
         return [(unit, unit.plan) for unit in waiting.open_units() if unit.plan is not None]
     assert waiting.plan is not None
     return [(None, waiting.plan)]
+
+
+def _stop_if_cancelled(register: Register, key: str) -> None:
+    """A waiting run ends when its case was cancelled (``aftercare cancel``, the UI's Cancel)."""
+    if register.case(key).status == CASE_CANCELLED:
+        raise CaseCancelled(f"{key} is cancelled; its run stops here")
 
 
 def _fresh_await_key(flow_run_id: Any) -> str:

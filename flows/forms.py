@@ -94,6 +94,25 @@ def close_form(case_key: str, row: str, visit: int, reason: str) -> None:
         log.warning("could not close the form of %s %s: %s", case_key, row, error)
 
 
+def close_forms(case_key: str, reason: str) -> int:
+    """Cancel every form run of a case still waiting (the case was cancelled or closed); returns how many."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
+    from prefect.states import Cancelled
+
+    closed = 0
+    try:
+        with get_client(sync_client=True) as client:
+            runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[FORM_TAG, f"form-of:{case_key}"])), limit=500)
+            for run in runs:
+                if run.state is not None and not run.state.is_final():
+                    client.set_flow_run_state(run.id, Cancelled(message=reason), force=True)
+                    closed += 1
+    except Exception as error:  # noqa: BLE001 - a stale form refuses its answer anyway (the case is closed)
+        log.warning("could not close the forms of %s: %s", case_key, error)
+    return closed
+
+
 def wake(flow_run_id: str | None, *, patience: float = WAKE_SECONDS) -> bool:
     """Resume a case's run suspended while its steps wait (a form run decided one); True when woken or already on its way.
 
@@ -121,4 +140,4 @@ def wake(flow_run_id: str | None, *, patience: float = WAKE_SECONDS) -> bool:
             time.sleep(0.3)
 
 
-__all__ = ["FORM_FLOW", "FORM_TAG", "close_form", "find_form", "form_tags", "open_form", "parse_row", "unit_row", "wake"]
+__all__ = ["FORM_FLOW", "FORM_TAG", "close_form", "close_forms", "find_form", "form_tags", "open_form", "parse_row", "unit_row", "wake"]

@@ -20,7 +20,7 @@ from aftercare.notifications import Messenger, run_url
 
 from . import ui_updates
 from .answering import case_spec
-from .cancelling import cancelled_in_prefect
+from .cancelling import CaseCancelled, cancelled_in_prefect, cancelled_state, is_cancelled
 from .executor import PrefectExecutor
 from .launching import launch_case
 from .parameters import flow_signature, plain_value
@@ -114,8 +114,12 @@ def run_definition(definition: LoadedDefinition, library: Library, parameters: d
     )
     if served and executor.fresh and record.due_at is not None:
         schedule(Timer("sla", record.due_at, record.key))  # the case's own deadline (``sla.due``)
+    if is_cancelled(register, record.key):  # cancelled while it was away: nothing of it runs again
+        return cancelled_state(record.key)  # type: ignore[no-any-return]
     try:
         outcome = run_case(spec, library.team, executor, case)
+    except CaseCancelled:
+        return cancelled_state(record.key)  # type: ignore[no-any-return]
     except (Exception, KeyboardInterrupt) as error:  # not Prefect's signals: a suspended run is not failed
         # Nothing may look alive after a failed run: the step that failed (begun only in
         # memory) is written, the case is closed as failed with the reason (`aftercare

@@ -105,11 +105,7 @@ class Messenger:
 
     def waiting(self, case: CaseState, step: HumanStep, visit: int, plan: HumanPlan, links: dict[str, str]) -> None:
         """Tell the eligible people a step waits for them, with the link and the answer command."""
-        # an instance of a for_each step names its own people (its assignee reads ``item``)
-        people = [f"person:{person}" for person in plan.eligible] if step.for_each is not None else None
-        messages = waiting_messages(
-            self.library.team, self._scope(case), step, plan, visit=visit, templates=self.templates, links=links, recipients=people
-        )
+        messages = waiting_messages(self.library.team, self._scope(case), step, plan, visit=visit, templates=self.templates, links=links)
         enqueue(self.register, messages)
         self.deliver()
 

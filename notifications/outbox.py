@@ -375,7 +375,7 @@ def waiting_messages(
         templates: the definition's templates.
         links: ``{"run": URL}`` (``links.run_url(flow_run_id)``); default ``case.url``.
     """
-    refs = list(recipients) if recipients is not None else assignee_references(team, scope, step)
+    refs = list(recipients) if recipients is not None else _assignees_of(team, scope, step, plan)
     return _human(team, scope, step, plan, refs, visit=visit, template=STEP_WAITING, kind="waiting", reason="waiting",
                   templates=templates, links=links)
 
@@ -393,9 +393,17 @@ def reminder_messages(
     links: Mapping[str, Any] | None = None,
 ) -> list[OutboxMessage]:
     """The ``reminder``-th reminder (``remind_every``) that a step still waits for its assignees."""
-    refs = list(recipients) if recipients is not None else assignee_references(team, scope, step)
+    refs = list(recipients) if recipients is not None else _assignees_of(team, scope, step, plan)
     return _human(team, scope, step, plan, refs, visit=visit, template=STEP_REMINDER, kind=f"reminder-{reminder}",
                   reason="reminder", templates=templates, links=links, reminder=reminder)
+
+
+def _assignees_of(team: TeamSpec, scope: Mapping[str, Any], step: HumanStepBase, plan: HumanPlan) -> list[str]:
+    """Whom a human step addresses: its assignee's references, or, for a ``for_each`` step (whose
+    assignee reads ``item``), the people its plan names."""
+    if step.for_each is not None:
+        return [f"person:{person}" for person in plan.eligible]
+    return assignee_references(team, scope, step)
 
 
 def escalation_messages(
@@ -424,7 +432,7 @@ def escalation_messages(
     if plan.due_at is None:
         raise ValueError(f"step {step.id!r} has no due time to escalate")
     breach = plan.due_at.astimezone(timezone.utc).isoformat()
-    assignees = list(recipients) if recipients is not None else assignee_references(team, scope, step)
+    assignees = list(recipients) if recipients is not None else _assignees_of(team, scope, step, plan)
     escalated = _human(team, scope, step, plan, list(plan.escalate_to), visit=visit, template=STEP_ESCALATION,
                        kind=f"escalation@{breach}", reason="overdue", templates=templates, links=links)
     reminded = _human(team, scope, step, plan, assignees, visit=visit, template=STEP_REMINDER, kind=f"overdue@{breach}",

@@ -739,8 +739,6 @@ def test_a_timed_out_for_each_step_marks_its_open_instances(tmp_path: Path) -> N
     assert report["instances"] == [{"item": "north", "by": "ann", "decision": "submit", "comment": ""}, {"item": "south", "timed_out": True}]
 
 
-@pytest.mark.xfail(strict=True, reason="the due of a for_each step whose assignee reads item escalates with the step's "
-                   "scope, without item: the reminder's assignee renders to 'person:' and the simulation stops with a StepError")
 def test_a_for_each_step_assigned_by_item_passes_its_due(tmp_path: Path) -> None:
     body = for_each("form", "all", "due: 1d\n    on_timeout: chase")
     body += "  - {id: chase, type: end, outcome: chased}\n"

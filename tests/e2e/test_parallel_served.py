@@ -1,0 +1,234 @@
+"""Issue #16 on a real Prefect server with ``aftercare serve``: steps that wait side by side.
+
+Each human step of a parallel branch waits in a form run of its own ("PAR-0001 ·
+tech-review"), suspended, so no process is held while people think; the case's run is
+suspended too until a form run decides its step. Answered in the Prefect UI (headless
+Chromium) in the reverse order of the branches; an any-join withdraws the slower branch,
+whose form run ends Cancelled (its Resume form is gone); a kill -9 of ``serve`` while three
+steps wait loses nothing.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aftercare.engine.register import Register
+from tests.e2e.conftest import AFTERCARE, SCREENSHOTS, Aftercare, kill_group, timing, wait_delivered, wait_until, write_team
+from tests.fixtures import prefect_ui
+from tests.fixtures.smtp import SmtpSink
+
+pytestmark = [pytest.mark.prefect_server, pytest.mark.timeout(420)]
+
+PROCESSES = ("par-reviews", "par-first", "par-three")
+DEFINITIONS = {
+    "par-reviews": """
+process: par-reviews
+title: Change reviewed by engineering and the customer
+version: 1
+key: PAR
+inputs:
+  title: {type: string}
+steps:
+  - id: reviews
+    type: parallel
+    branches: [tech-review, customer-review]
+  - id: tech-review
+    type: approval
+    title: "Engineering review of {{ inputs.title }}"
+    assignee: role:engineering
+    on_reject: rejected
+    next: reviewed
+  - id: customer-review
+    type: approval
+    title: "Customer review of {{ inputs.title }}"
+    assignee: person:huang.lei
+    on_reject: rejected
+    next: reviewed
+  - id: reviewed
+    type: join
+    next: approved
+  - {id: approved, type: end, outcome: approved}
+  - {id: rejected, type: end, outcome: rejected}
+""",
+    "par-first": """
+process: par-first
+title: The first warehouse with the part wins
+version: 1
+key: PFW
+inputs:
+  title: {type: string}
+steps:
+  - id: search
+    type: parallel
+    branches: [warehouse-a, warehouse-b]
+  - id: warehouse-a
+    type: form
+    assignee: role:engineering
+    form: {bin: {type: string}}
+    next: found
+  - id: warehouse-b
+    type: form
+    assignee: person:li.na
+    form: {bin: {type: string}}
+    next: found
+  - id: found
+    type: join
+    wait: any
+""",
+    "par-three": """
+process: par-three
+title: Three checks side by side
+version: 1
+key: PTH
+inputs:
+  title: {type: string}
+steps:
+  - id: checks
+    type: parallel
+    branches: [check-a, check-b, check-c]
+  - {id: check-a, type: form, assignee: person:liu.yang, next: checked}
+  - {id: check-b, type: form, assignee: person:li.na, next: checked}
+  - {id: check-c, type: form, assignee: person:huang.lei, next: checked}
+  - {id: checked, type: join}
+""",
+}
+
+
+def _folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "processes"
+    write_team(folder)
+    for name, text in DEFINITIONS.items():
+        (folder / f"{name}.yaml").write_text(text.lstrip(), encoding="utf-8")
+    return folder
+
+
+def _forms(aftercare: Aftercare, case_key: str, count: int, timeout: float = 90.0) -> dict[str, Any]:
+    """The case's form runs by step, once ``count`` of them are suspended with their form."""
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
+
+    found: dict[str, Any] = {}
+
+    def ready() -> bool:
+        with aftercare.server.client() as client:
+            runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[f"form-of:{case_key}"])), limit=50)
+        found.clear()
+        for run in runs:
+            if run.state is not None and run.state.name == "Suspended" and run.state.state_details.run_input_keyset:
+                found[run.name.split(" · ", 1)[1]] = run
+        return len(found) >= count
+
+    wait_until(ready, timeout, f"{count} suspended form runs of {case_key}", aftercare.log_tail)
+    return found
+
+
+def _answer(aftercare: Aftercare, case_key: str, step: str, person: str, *extra: str) -> None:
+    done = subprocess.run([str(AFTERCARE), "answer", case_key, step, "--as", person, *extra], env=aftercare.server.subprocess_env(aftercare.env),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def _suspended(aftercare: Aftercare, run_id: uuid.UUID) -> None:
+    aftercare.server.wait_for_flow_run(run_id, lambda run: run.state is not None and run.state.name == "Suspended", timeout=90,
+                                       what="the case's run to suspend while its steps wait")
+
+
+@pytest.mark.browser
+def test_parallel_approvals_answered_in_the_ui_in_reverse_order(
+    aftercare_env: Callable[..., Aftercare], browser_page: Any, smtp_sink: SmtpSink, tmp_path: Path
+) -> None:
+    aftercare = aftercare_env(_folder(tmp_path), PROCESSES)
+    with aftercare.serve():
+        run_id = aftercare.start("par-reviews", {"title": "Upgrade to 4.2"})
+        key = aftercare.case_of(run_id).key
+        forms = _forms(aftercare, key, 2)
+        assert set(forms) == {"Engineering review of Upgrade to 4.2", "Customer review of Upgrade to 4.2"}
+        _suspended(aftercare, run_id)  # no process held: the case's run and both forms are suspended
+        by_step = {"customer-review": forms["Customer review of Upgrade to 4.2"], "tech-review": forms["Engineering review of Upgrade to 4.2"]}
+        # the second branch first, then the first
+        for step, person, shot in (("customer-review", "huang.lei", "parallel-customer-form"), ("tech-review", "liu.yang", "parallel-tech-form")):
+            started = time.monotonic()
+            dialog = prefect_ui.open_resume_form(browser_page, aftercare.server.ui_url, by_step[step].id)
+            description = dialog.locator("article.markdown-renderer").first.inner_text()
+            assert key in description and "Upgrade to 4.2" in description  # its own case context
+            prefect_ui.choose_option(dialog, "Answering as", person)
+            prefect_ui.choose_option(dialog, "Decision", "approve")
+            prefect_ui.fill_text(dialog, "Comment", f"{step} ok")
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            browser_page.screenshot(path=str(SCREENSHOTS / f"{shot}.png"))
+            prefect_ui.submit(dialog)
+            aftercare.server.wait_for_final(by_step[step].id, timeout=90)
+            timing(f"browser answer {step}", time.monotonic() - started)
+        final = aftercare.wait_final(run_id)
+    assert final.state_name == "Completed"
+    register = aftercare.register
+    assert register.case(key).outcome == "approved"
+    answers = [(a.person, a.decision) for step in ("tech-review", "customer-review") for a in register.answers(key, step)]
+    assert answers == [("liu.yang", "approve"), ("huang.lei", "approve")]
+    runs = Counter(run.step_id for run in register.step_runs(key))
+    assert all(count == 1 for count in runs.values()), runs
+    messages = wait_delivered(register, [key], "email")
+    waiting = Counter(m.recipient for m in messages if "/waiting/" in m.idempotency_key)
+    assert waiting == {"person:liu.yang": 1, "person:huang.lei": 1}
+    mails = [m for m in smtp_sink.messages if key in m.subject]
+    assert Counter(m.subject for m in mails) == Counter(m.subject for m in messages)
+
+
+@pytest.mark.browser
+def test_an_any_join_withdraws_the_slower_branch_and_its_form(
+    aftercare_env: Callable[..., Aftercare], browser_page: Any, smtp_sink: SmtpSink, tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    aftercare = aftercare_env(_folder(tmp_path), PROCESSES)
+    with aftercare.serve():
+        run_id = aftercare.start("par-first", {"title": "Fan for PLC-3"})
+        key = aftercare.case_of(run_id).key
+        forms = _forms(aftercare, key, 2)
+        _answer(aftercare, key, "warehouse-b", "li.na", "bin=B-07")
+        final = aftercare.wait_final(run_id)
+        slower = forms["warehouse-a"]
+        aftercare.server.wait_for_final(slower.id, timeout=60)
+        browser_page.goto(f"{aftercare.server.ui_url}/runs/flow-run/{slower.id}", wait_until="domcontentloaded")
+        expect(browser_page.get_by_text("Cancelled").first).to_be_visible(timeout=30_000)
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        browser_page.screenshot(path=str(SCREENSHOTS / "parallel-withdrawn-form.png"))
+        assert browser_page.get_by_role("button", name="Resume", exact=True).count() == 0
+        refused = subprocess.run([str(AFTERCARE), "answer", key, "warehouse-a", "--as", "liu.yang", "bin=A-01"], env=aftercare.server.subprocess_env(aftercare.env),
+                                 capture_output=True, text=True, timeout=60)
+    assert final.state_name == "Completed"
+    assert refused.returncode == 1 and "closed" in refused.stdout + refused.stderr
+    register = aftercare.register
+    runs = {run.step_id: run for run in register.step_runs(key)}
+    assert runs["warehouse-a"].status == "withdrawn"
+    assert runs["warehouse-b"].result["bin"] == "B-07"
+    messages = wait_delivered(register, [key], "email")
+    assert Counter(m.recipient for m in messages if "/withdrawn/" in m.idempotency_key) == {"person:liu.yang": 1}
+
+
+def test_three_waiting_steps_survive_a_kill_of_serve(aftercare_env: Callable[..., Aftercare], smtp_sink: SmtpSink, tmp_path: Path) -> None:
+    aftercare = aftercare_env(_folder(tmp_path), PROCESSES)
+    with aftercare.serve() as served:
+        run_id = aftercare.start("par-three", {"title": "Quarterly"})
+        key = aftercare.case_of(run_id).key
+        _forms(aftercare, key, 3)
+        _suspended(aftercare, run_id)
+        kill_group(served.process)
+    with aftercare.serve():
+        for step, person in (("check-c", "huang.lei"), ("check-a", "liu.yang"), ("check-b", "li.na")):
+            _answer(aftercare, key, step, person, "--comment", "done")
+        final = aftercare.wait_final(run_id, timeout=120)
+    assert final.state_name == "Completed"
+    register: Register = aftercare.register
+    assert register.case(key).outcome == "completed"
+    runs = Counter(run.step_id for run in register.step_runs(key))
+    assert runs == {"checks": 1, "check-a": 1, "check-b": 1, "check-c": 1, "checked": 1}
+    answers = Counter(a.person for step in ("check-a", "check-b", "check-c") for a in register.answers(key, step))
+    assert answers == {"huang.lei": 1, "liu.yang": 1, "li.na": 1}
