@@ -22,7 +22,7 @@ import pytest
 
 from aftercare.engine.register import Register
 from tests.e2e.conftest import AFTERCARE, SCREENSHOTS, Aftercare, kill_group, timing, wait_delivered, wait_until, write_team
-from tests.fixtures import prefect_ui
+from tests.fixtures import prefect_ui, prefect_ui_v2
 from tests.fixtures.smtp import SmtpSink
 
 pytestmark = [pytest.mark.prefect_server, pytest.mark.timeout(420)]
@@ -152,20 +152,35 @@ def test_parallel_approvals_answered_in_the_ui_in_reverse_order(
         assert set(forms) == {"Engineering review of Upgrade to 4.2", "Customer review of Upgrade to 4.2"}
         _suspended(aftercare, run_id)  # no process held: the case's run and both forms are suspended
         by_step = {"customer-review": forms["Customer review of Upgrade to 4.2"], "tech-review": forms["Engineering review of Upgrade to 4.2"]}
-        # the second branch first, then the first
-        for step, person, shot in (("customer-review", "huang.lei", "parallel-customer-form"), ("tech-review", "liu.yang", "parallel-tech-form")):
-            started = time.monotonic()
-            dialog = prefect_ui.open_resume_form(browser_page, aftercare.server.ui_url, by_step[step].id)
-            description = dialog.locator("article.markdown-renderer").first.inner_text()
-            assert key in description and "Upgrade to 4.2" in description  # its own case context
-            prefect_ui.choose_option(dialog, "Answering as", person)
-            prefect_ui.choose_option(dialog, "Decision", "approve")
-            prefect_ui.fill_text(dialog, "Comment", f"{step} ok")
-            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-            browser_page.screenshot(path=str(SCREENSHOTS / f"{shot}.png"))
-            prefect_ui.submit(dialog)
-            aftercare.server.wait_for_final(by_step[step].id, timeout=90)
-            timing(f"browser answer {step}", time.monotonic() - started)
+        # the second branch first, in the UI Prefect opens by default (/v2); then the first, in the classic one
+        started = time.monotonic()
+        customer = by_step["customer-review"]
+        dialog = prefect_ui_v2.open_resume_form(browser_page, aftercare.server.ui_url, customer.id)
+        description = dialog.inner_text()
+        assert key in description and "Customer review of Upgrade to 4.2" in description  # its own case context
+        prefect_ui_v2.choose_option(dialog, "Answering as", "huang.lei")
+        prefect_ui_v2.choose_option(dialog, "Decision", "approve")
+        prefect_ui_v2.fill_text(dialog, "Comment", "customer-review ok")
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        browser_page.screenshot(path=str(SCREENSHOTS / "parallel-customer-form-v2.png"))
+        prefect_ui_v2.submit(dialog)
+        aftercare.server.wait_for_final(customer.id, timeout=90)
+        timing("browser answer customer-review (v2 UI)", time.monotonic() - started)
+        assert "Resume" not in prefect_ui_v2.menu_items(browser_page, aftercare.server.ui_url, customer.id)
+
+        started = time.monotonic()
+        tech = by_step["tech-review"]
+        dialog = prefect_ui.open_resume_form(browser_page, aftercare.server.ui_url, tech.id)
+        description = dialog.locator("article.markdown-renderer").first.inner_text()
+        assert key in description and "Engineering review of Upgrade to 4.2" in description
+        assert "customer-review" not in description or "huang.lei" in description
+        prefect_ui.choose_option(dialog, "Answering as", "liu.yang")
+        prefect_ui.choose_option(dialog, "Decision", "approve")
+        prefect_ui.fill_text(dialog, "Comment", "tech-review ok")
+        browser_page.screenshot(path=str(SCREENSHOTS / "parallel-tech-form-classic.png"))
+        prefect_ui.submit(dialog)
+        aftercare.server.wait_for_final(tech.id, timeout=90)
+        timing("browser answer tech-review (classic UI)", time.monotonic() - started)
         final = aftercare.wait_final(run_id)
     assert final.state_name == "Completed"
     register = aftercare.register
@@ -196,9 +211,12 @@ def test_an_any_join_withdraws_the_slower_branch_and_its_form(
         final = aftercare.wait_final(run_id)
         slower = forms["warehouse-a"]
         aftercare.server.wait_for_final(slower.id, timeout=60)
+        # its form is gone: in the default UI its menu has no Resume, in the classic one no Resume button
+        assert "Resume" not in prefect_ui_v2.menu_items(browser_page, aftercare.server.ui_url, slower.id)
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        browser_page.screenshot(path=str(SCREENSHOTS / "parallel-withdrawn-form-v2.png"))
         browser_page.goto(f"{aftercare.server.ui_url}/runs/flow-run/{slower.id}", wait_until="domcontentloaded")
         expect(browser_page.get_by_text("Cancelled").first).to_be_visible(timeout=30_000)
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         browser_page.screenshot(path=str(SCREENSHOTS / "parallel-withdrawn-form.png"))
         assert browser_page.get_by_role("button", name="Resume", exact=True).count() == 0
         refused = subprocess.run([str(AFTERCARE), "answer", key, "warehouse-a", "--as", "liu.yang", "bin=A-01"], env=aftercare.server.subprocess_env(aftercare.env),
