@@ -24,6 +24,7 @@ from aftercare.notifications import Messenger, load_checked_library, run_url
 
 from . import ui_updates
 from .answering import case_spec
+from .cancelling import sync_case
 from .executor import PrefectExecutor, ResumeForm
 from .forms import FORM_FLOW, FORM_TAG, unit_row, wake
 
@@ -44,6 +45,8 @@ def take_answers(
     register = Register()
     library = load_checked_library(settings.processes_folder())
     record = register.case(case_key)
+    if record.is_open and sync_case(register, library, case_key):  # its run was cancelled in the UI while it was suspended
+        record = register.case(case_key)
     spec = case_spec(register, library, record)
     step: HumanStep = spec.step(step_id)  # type: ignore[assignment]
     row = unit_row(step_id, unit)

@@ -103,7 +103,7 @@ def close_forms(case_key: str, reason: str) -> int:
     closed = 0
     try:
         with get_client(sync_client=True) as client:
-            runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[FORM_TAG, f"form-of:{case_key}"])), limit=500)
+            runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[FORM_TAG, f"form-of:{case_key}"])), limit=200)
             for run in runs:
                 if run.state is not None and not run.state.is_final():
                     client.set_flow_run_state(run.id, Cancelled(message=reason), force=True)

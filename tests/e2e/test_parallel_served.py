@@ -250,3 +250,38 @@ def test_three_waiting_steps_survive_a_kill_of_serve(aftercare_env: Callable[...
     assert runs == {"checks": 1, "check-a": 1, "check-b": 1, "check-c": 1, "checked": 1}
     answers = Counter(a.person for step in ("check-a", "check-b", "check-c") for a in register.answers(key, step))
     assert answers == {"huang.lei": 1, "liu.yang": 1, "li.na": 1}
+
+
+@pytest.mark.browser
+def test_a_parallel_case_cancelled_in_the_prefect_ui(
+    aftercare_env: Callable[..., Aftercare], browser_page: Any, smtp_sink: SmtpSink, tmp_path: Path
+) -> None:
+    from tests.e2e.test_cancel import _housekeeping
+
+    aftercare = aftercare_env(_folder(tmp_path), PROCESSES)
+    with aftercare.serve():
+        run_id = aftercare.start("par-reviews", {"title": "Wrong project"})
+        key = aftercare.case_of(run_id).key
+        forms = _forms(aftercare, key, 2)
+        _suspended(aftercare, run_id)
+        prefect_ui_v2.cancel_run(browser_page, aftercare.server.ui_url, run_id)
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        browser_page.screenshot(path=str(SCREENSHOTS / "parallel-cancelled-v2.png"))
+        final = aftercare.wait_final(run_id)
+        _housekeeping(aftercare)  # a suspended run has no process for a hook: the 5-minute housekeeping run notices
+        for form in forms.values():
+            try:
+                assert aftercare.server.wait_for_final(form.id, timeout=60).state_name == "Cancelled"
+            except AssertionError as error:
+                raise AssertionError(f"{error}\ncase: {aftercare.register.case(key)}\n{aftercare.log_tail(150)}") from None
+        register = aftercare.register
+        messages = wait_delivered(register, [key], "email")
+        _housekeeping(aftercare)  # again: nothing more happens
+    assert final.state_name == "Cancelled"
+    case = register.case(key)
+    assert (case.status, case.outcome) == ("cancelled", "cancelled")
+    statuses = {run.step_id: run.status for run in register.step_runs(key)}
+    assert statuses == {"reviews": "done", "tech-review": "withdrawn", "customer-review": "withdrawn"}
+    told = Counter(m.recipient for m in register.messages(case_key=key) if "/cancelled/" in m.idempotency_key)
+    assert told == {"person:liu.yang": 1, "person:huang.lei": 1}
+    assert len(messages) == len(register.messages(case_key=key))
