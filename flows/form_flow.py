@@ -27,6 +27,7 @@ from .answering import case_spec
 from .cancelling import sync_case
 from .executor import PrefectExecutor, ResumeForm
 from .forms import FORM_FLOW, FORM_TAG, unit_row, wake
+from .recovery import record_process
 
 
 @flow(name=FORM_FLOW, log_prints=False, persist_result=False)
@@ -35,6 +36,8 @@ def answer_form(case: str, step: str, visit: int, unit: int = -1, item: Any = No
     context = FlowRunContext.get()
     assert context is not None and context.flow_run is not None
     served = context.flow_run.deployment_id is not None
+    if served:
+        record_process(context.flow_run.id)  # a form run whose process dies is put back by recovery, as a case's run is
     return take_answers(case, step, visit, None if unit < 0 else unit, item, flow_run_id=context.flow_run.id, served=served)
 
 

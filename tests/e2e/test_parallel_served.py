@@ -27,7 +27,7 @@ from tests.fixtures.smtp import SmtpSink
 
 pytestmark = [pytest.mark.prefect_server, pytest.mark.timeout(420)]
 
-PROCESSES = ("par-reviews", "par-first", "par-three")
+PROCESSES = ("par-reviews", "par-first", "par-three", "par-scores")
 DEFINITIONS = {
     "par-reviews": """
 process: par-reviews
@@ -98,6 +98,25 @@ steps:
   - {id: check-b, type: form, assignee: person:li.na, next: checked}
   - {id: check-c, type: form, assignee: person:huang.lei, next: checked}
   - {id: checked, type: join}
+""",
+    "par-scores": """
+process: par-scores
+title: Every stakeholder scores the project
+version: 1
+key: PSC
+inputs:
+  title: {type: string}
+  stakeholders: {type: list}
+steps:
+  - id: score
+    type: form
+    for_each: "{{ inputs.stakeholders }}"
+    title: "Score of {{ item }}"
+    assignee: "person:{{ item }}"
+    form: {score: {type: integer, minimum: 1, maximum: 5}}
+  - id: log
+    type: record
+    set: {scores: "{{ score.instances | map(attribute='score') | list }}"}
 """,
 }
 
@@ -285,3 +304,22 @@ def test_a_parallel_case_cancelled_in_the_prefect_ui(
     told = Counter(m.recipient for m in register.messages(case_key=key) if "/cancelled/" in m.idempotency_key)
     assert told == {"person:liu.yang": 1, "person:huang.lei": 1}
     assert len(messages) == len(register.messages(case_key=key))
+
+
+def test_one_form_per_stakeholder_served(aftercare_env: Callable[..., Aftercare], smtp_sink: SmtpSink, tmp_path: Path) -> None:
+    aftercare = aftercare_env(_folder(tmp_path), PROCESSES)
+    with aftercare.serve():
+        run_id = aftercare.start("par-scores", {"title": "Project evaluation", "stakeholders": ["li.na", "huang.lei"]})
+        key = aftercare.case_of(run_id).key
+        forms = _forms(aftercare, key, 2)
+        assert set(forms) == {"Score of li.na", "Score of huang.lei"}
+        _answer(aftercare, key, "score", "huang.lei", "score=4")
+        _answer(aftercare, key, "score", "li.na", "score=5")
+        final = aftercare.wait_final(run_id)
+    assert final.state_name == "Completed"
+    register = aftercare.register
+    assert register.case(key).fields["scores"] == [5, 4]  # item order, whatever the answering order
+    result = next(run.result for run in register.step_runs(key) if run.step_id == "score")
+    assert [(i["item"], i["by"], i["score"]) for i in result["instances"]] == [("li.na", "li.na", 5), ("huang.lei", "huang.lei", 4)]
+    messages = wait_delivered(register, [key], "email")
+    assert Counter(m.recipient for m in messages if "/waiting/" in m.idempotency_key) == {"person:li.na": 1, "person:huang.lei": 1}
