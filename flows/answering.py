@@ -27,7 +27,7 @@ from aftercare.engine.runner import structure_of
 from aftercare.engine.spec import HumanStep, ProcessSpec, is_human
 from aftercare.engine.suggest import did_you_mean
 
-from .executor import pause_prefix
+from .resume_form import pause_prefix
 from .forms import find_form, parse_row
 from .run_input import input_payload
 

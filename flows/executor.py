@@ -3,11 +3,11 @@
 Replay safety: a suspended run re-executes its flow from the top; ``recorded`` hands the
 runner every step the register already finished, so nothing is done, recorded or sent twice.
 
-Human steps wait with the engine's one rule (:func:`aftercare.engine.answers.collect`); this
-module only says where answers come from: the run's resume form, one Prefect pause per
-wait, each under a key that replays find again (the step, the visit, and the register's
-``pause_attempt`` of the visit, advanced in the same transaction that records or refuses
-the answer the pause brought).
+Human steps wait with the engine's one rule (:func:`aftercare.engine.answers.collect`). A
+step that waits alone waits in this run's resume form (:mod:`.resume_form`); steps that wait
+side by side (parallel branches, ``for_each`` instances) each get a form run of their own
+(:mod:`.forms`), and this run waits for any of them: suspended when served, polling the
+register in the foreground (:meth:`PrefectExecutor.next_event`).
 """
 
 from __future__ import annotations
@@ -25,13 +25,13 @@ from prefect import Task, task
 from prefect.cache_policies import NO_CACHE
 from prefect.flow_runs import suspend_flow_run
 
-from aftercare.engine.answers import Answer, HumanPlan, Submission, collect, decide, from_rows, human_result, is_late
+from aftercare.engine.answers import HumanPlan, collect, from_rows, human_result
 from aftercare.engine.case import CaseState, opening
 from aftercare.engine.clock import utc_now
 from aftercare.engine.durations import parse_duration
-from aftercare.engine.errors import AnswerError, CaseCancelled, StepError
+from aftercare.engine.errors import AnswerError, StepError
 from aftercare.engine.loader import Library
-from aftercare.engine.register import CASE_CANCELLED, CASE_FAILED, CASE_QUEUED, WAIT_PERSON, WAIT_TIMER, Register, StepRunRecord
+from aftercare.engine.register import CASE_QUEUED, WAIT_PERSON, WAIT_TIMER, Register, StepRunRecord
 from aftercare.engine.results import record_result, start_result, wait_result
 from aftercare.engine.router import TIMEOUT
 from aftercare.engine.runner import structure_of
@@ -40,32 +40,16 @@ from aftercare.engine.waiting import Event, Unit, Waiting
 from aftercare.notifications import Messenger, run_url
 
 from . import artifacts, ui_updates
-from .run_input import answer_from_input, answer_model, describe
+from .resume_form import PAUSE_TIMEOUT, POLL_SECONDS, ResumeForm, stop_if_cancelled
 from .forms import close_form, find_form, open_form, parse_row, unit_row, wake
 from .timers import Timer, drop_timers, schedule
 
 T = TypeVar("T")
 
-#: How long a person may take before Prefect itself gives up on a suspended run.
-PAUSE_TIMEOUT = int(timedelta(days=365).total_seconds())
 SLEEP_WAITS_UP_TO = timedelta(seconds=20)
 """A served ``wait`` this short sleeps in its process; a longer one hands its run back to
 Prefect, Scheduled at the moment. More than a runner's prefetch (10 s), which may start
 the run that much early."""
-POLL_SECONDS = 1.0
-"""How often a foreground run looks for its answer (Prefect's own default is 10 s)."""
-
-
-def pause_prefix(step_id: str, visit: int) -> str:
-    """The start of every pause key of one visit of a step (Prefect keys take a-z, 0-9 and dashes)."""
-    return f"{re.sub(r'[^a-z0-9-]', '-', step_id.lower())}-v{visit}-a"
-
-
-def pause_key(step_id: str, visit: int, attempt: int) -> str:
-    """The stable key of one wait for an answer: replays find the same key."""
-    return f"{pause_prefix(step_id, visit)}{attempt}"
-
-
 @dataclass
 class PrefectExecutor:
     """Side effects of steps inside a Prefect flow run.
@@ -176,7 +160,7 @@ class PrefectExecutor:
             if only.kind == "person":
                 human: HumanStep = only.step  # type: ignore[assignment]
                 assert only.plan is not None
-                result = collect(human, only.plan, ResumeForm(self, case, human, only.visit, only.plan), people=list(self.library.team.people))
+                result = collect(human, only.plan, ResumeForm(self.register, self.library.team, case, human, only.visit, only.plan, suspend=self.suspend), people=list(self.library.team.people))
                 return Event(only, result)
             if only.kind == "timer":
                 assert only.until is not None and isinstance(only.step, WaitStep)
@@ -189,7 +173,7 @@ class PrefectExecutor:
                 self._await(waiting)
             else:
                 time.sleep(POLL_SECONDS)
-                _stop_if_cancelled(self.register, case.key)
+                stop_if_cancelled(self.register, case.key)
 
     def withdraw(self, case: CaseState, waiting: Waiting, unit: Unit | None, reason: str) -> None:
         step, visit = waiting.step, waiting.visit
@@ -398,147 +382,6 @@ class PrefectExecutor:
         return step_task(step.id)(work, visit)  # type: ignore[return-value]
 
 
-class ResumeForm:
-    """A waiting human step's answers from the run's resume form (the engine's ``AnswerSource``).
-
-    Each wait is one Prefect pause (a foreground run) or suspension (a served run, whose
-    process then exits; the answer runs the flow again from the top, and the replay finds
-    the answer under the same pause key).
-    """
-
-    def __init__(self, executor: PrefectExecutor, case: CaseState, step: HumanStep, visit: int, plan: HumanPlan, *, row: str | None = None) -> None:
-        """``row``: the register's step id the answers go to (a ``for_each`` instance's, ``step[2]``); the step's own by default."""
-        self.executor = executor
-        self.row = row or step.id
-        self.register = executor.register
-        self.case = case
-        self.step = step
-        self.visit = visit
-        self.plan = plan
-        self.run: StepRunRecord | None = None
-        self.answers: list[Answer] = []
-        self.attempt = 0
-        self.note = ""
-
-    def now(self) -> datetime:
-        clock = utc_now()
-        if self.run is not None and self.run.timed_out_at is not None:
-            # The step was marked timed out (its timer run, or a scripted run's
-            # `timeout: true`): its due counts as passed whatever this machine's clock says.
-            return max(clock, self.run.timed_out_at, self.run.due_at or clock)
-        return clock
-
-    def recorded(self) -> list[Answer]:
-        self.run = self.register.step_run(self.case.key, self.row, self.visit)
-        self.answers = from_rows(self.register.answers(self.case.key, self.row, self.visit))
-        return list(self.answers)
-
-    def next(self) -> Submission | None:
-        assert self.run is not None
-        self.attempt = self.run.pause_attempt
-        team = self.executor.library.team
-        model = answer_model(self.step, self.plan, team).with_initial_data(
-            description=describe(self.case, self.step, self.plan, team, self.answers, self.note)
-        )
-        key = pause_key(self.row, self.visit, self.attempt)
-        received: Any
-        if self.executor.suspend:
-            received = suspend_flow_run(wait_for_input=model, timeout=PAUSE_TIMEOUT, key=key)
-        else:
-            received = pause_in_foreground(model, key, self._timed_out)
-        if received is None:
-            if self.run.timed_out_at is None:
-                self.register.mark_timed_out(self.run.id, utc_now())
-            return None
-        person, decision, comment, fields = answer_from_input(self.step, received)
-        return Submission(by=person, decision=decision, comment=comment, fields=fields)
-
-    def _timed_out(self) -> bool:
-        """Whether a foreground pause should end without an answer: the step timed out.
-
-        Raises:
-            StepError: the case was failed from outside while it waited (``aftercare run``'s
-                feeder refused its scripted answer); the run stops here rather than only by
-                the feeder's interrupt, which was seen to be lost.
-        """
-        _stop_if_cancelled(self.register, self.case.key)
-        if self.register.case(self.case.key).status == CASE_FAILED:
-            run = self.register.step_run(self.case.key, self.row, self.visit)
-            reason = (run.result or {}).get("error") if run is not None else None
-            raise StepError(str(reason or f"case {self.case.key} failed while {self.step.id!r} waited"))
-        if not self.step.on_timeout or self.plan.due_at is None:
-            return False  # a passed due never decides such a step: only an answer ends the wait
-        run = self.register.step_run(self.case.key, self.row, self.visit)
-        if run is not None:
-            self.run = run
-        return is_late(self.step, self.plan.due_at, self.now())
-
-    def take(self, answer: Answer) -> None:
-        step, visit = self.step, self.visit
-
-        def decided(rows: list[Any]) -> dict[str, Any] | None:
-            return decide(step, from_rows(rows), due_at=self.plan.due_at, now=answer.answered_at or utc_now())
-
-        def write() -> None:
-            self.register.answer(
-                self.case.key, self.row, visit, person=answer.by, decision=answer.decision, comment=answer.comment,
-                fields=dict(answer.fields), answered_at=answer.answered_at, decide=decided, pause_attempt=self.attempt + 1,
-            )
-
-        try:
-            task(name=step.id, task_run_name=f"{step.id} #{visit}: {answer.by} {answer.decision}", cache_policy=NO_CACHE, persist_result=False)(write)()
-        except AnswerError as error:  # answered or decided meanwhile: the register audited the refusal
-            self.note = f"The last answer was refused: {error}"
-            return
-        self.note = ""
-
-    def refuse(self, submission: Submission, error: AnswerError) -> None:
-        self.register.refuse_answer(
-            self.case.key, self.row, self.visit, person=submission.by, reason=str(error),
-            via="prefect", pause_attempt=self.attempt + 1,
-        )
-        self.note = f"The last answer was refused: {error}"
-
-
-def pause_in_foreground(model: Any, key: str, woken: Callable[[], bool]) -> Any | None:
-    """Pause this (foreground) run for input until it is resumed, or ``woken()`` says to stop waiting.
-
-    Prefect's ``pause_flow_run`` (prefect/flow_runs.py) with its own polling loop, every
-    :data:`POLL_SECONDS`, that also asks ``woken()``: a step that times out ends the pause
-    (its due passed, or a scripted run marked it timed out in the register), the run is
-    put back to Running and None returned. A replayed key returns its answer.
-    """
-    from prefect import get_client
-    from prefect.context import FlowRunContext
-    from prefect.input.run_input import keyset_from_paused_state, run_input_subclass_from_type
-    from prefect.states import Paused, Running
-    from prefect.utilities.engine import propose_state_sync
-
-    context = FlowRunContext.get()
-    if context is None or context.flow_run is None:
-        raise RuntimeError("a human step must wait inside a Prefect flow run")
-    flow_run_id: UUID = context.flow_run.id
-    proposed: Any = Paused(timeout_seconds=PAUSE_TIMEOUT, reschedule=False, pause_key=key)
-    input_type: Any = run_input_subclass_from_type(model)
-    keyset: Any = keyset_from_paused_state(proposed)
-    proposed.state_details.run_input_keyset = keyset
-    with get_client(sync_client=True) as client:
-        state = propose_state_sync(client=client, state=proposed, flow_run_id=flow_run_id)
-        if state.is_running():  # this pause happened before and was answered: a replay
-            return input_type.load(keyset)
-        if not state.is_paused():
-            raise RuntimeError(f"the run could not pause for input: {state}")
-        input_type.save(keyset)
-        while True:
-            time.sleep(POLL_SECONDS)
-            run = client.read_flow_run(flow_run_id)
-            if run.state is not None and run.state.is_running():
-                return input_type.load(keyset)
-            if woken():
-                client.set_flow_run_state(flow_run_id, Running(), force=True)
-                return None
-
-
 _FORM_THREADS: dict[tuple[str, str, int], threading.Thread] = {}
 """The foreground form runs of this process, by (case, register step id, visit)."""
 
@@ -549,12 +392,6 @@ def _units(waiting: Waiting) -> list[tuple[Unit | None, HumanPlan]]:
         return [(unit, unit.plan) for unit in waiting.open_units() if unit.plan is not None]
     assert waiting.plan is not None
     return [(None, waiting.plan)]
-
-
-def _stop_if_cancelled(register: Register, key: str) -> None:
-    """A waiting run ends when its case was cancelled (``aftercare cancel``, the UI's Cancel)."""
-    if register.case(key).status == CASE_CANCELLED:
-        raise CaseCancelled(f"{key} is cancelled; its run stops here")
 
 
 def _fresh_await_key(flow_run_id: Any) -> str:
@@ -620,4 +457,4 @@ def _sleep_until(until: datetime) -> None:
         time.sleep(min(left, 1.0))
 
 
-__all__ = ["PrefectExecutor", "ResumeForm", "pause_in_foreground", "pause_key", "pause_prefix", "step_task"]
+__all__ = ["PrefectExecutor", "step_task"]

@@ -25,7 +25,7 @@ from aftercare.notifications import Messenger, load_checked_library, run_url
 from . import ui_updates
 from .answering import case_spec
 from .cancelling import sync_case
-from .executor import PrefectExecutor, ResumeForm
+from .resume_form import ResumeForm
 from .forms import FORM_FLOW, FORM_TAG, unit_row, wake
 from .recovery import record_process
 
@@ -64,10 +64,8 @@ def take_answers(
     if unit is not None:
         scope["item"] = item
     plan = plan_human_step(step, library.team, scope, started_at=run.started_at, due_at=run.due_at, eligible=run.eligible)
-    executor = PrefectExecutor(
-        spec=spec, library=library, register=register, messenger=Messenger(register, library, spec), suspend=served, flow_run_id=flow_run_id
-    )
-    result = collect(step, plan, ResumeForm(executor, case, step, visit, plan, row=row), people=list(library.team.people))
+    form = ResumeForm(register, library.team, case, step, visit, plan, suspend=served, row=row)
+    result = collect(step, plan, form, people=list(library.team.people))
     if served:
         wake(record.flow_run_id)
     return {"case": case_key, "step": row, "decision": result.get("decision")}

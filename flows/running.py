@@ -33,7 +33,7 @@ from aftercare.engine.runner import structure_of
 from aftercare.engine.spec import HumanStep, ProcessSpec
 
 from .answering import case_spec, paused_key, submit_answer
-from .executor import pause_prefix
+from .resume_form import pause_prefix
 from .forms import parse_row
 from .process_flow import CASE_LISTENERS, build_flow, run_tags
 

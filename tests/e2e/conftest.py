@@ -106,7 +106,7 @@ class Aftercare:
 
     def wait_waiting_at(self, run_id: uuid.UUID, case_key: str, step_id: str, visit: int = 1, timeout: float = 90.0) -> Any:
         """Wait until the run is suspended for an answer to ``step_id`` and the register says so."""
-        from aftercare.flows.executor import pause_prefix
+        from aftercare.flows.resume_form import pause_prefix
 
         prefix = pause_prefix(step_id, visit)
 

@@ -1,0 +1,204 @@
+"""A waiting human step's answers from a Prefect run's resume form: one pause (foreground) or suspension (served) per wait.
+
+Each wait is under a key replays find again: the step (or instance row), the visit, and the
+register's ``pause_attempt`` of the visit, advanced in the same transaction that records or
+refuses the answer the pause brought. A case's run uses it for a step that waits alone; a
+form run (:mod:`.form_flow`) for a step that waits beside others.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.flow_runs import suspend_flow_run
+
+from aftercare.engine.answers import Answer, HumanPlan, Submission, decide, from_rows, is_late
+from aftercare.engine.case import CaseState
+from aftercare.engine.clock import utc_now
+from aftercare.engine.errors import AnswerError, CaseCancelled, StepError
+from aftercare.engine.register import CASE_CANCELLED, CASE_FAILED, Register, StepRunRecord
+from aftercare.engine.spec import HumanStep
+from aftercare.engine.team import TeamSpec
+
+from .run_input import answer_from_input, answer_model, describe
+
+#: How long a person may take before Prefect itself gives up on a suspended run.
+PAUSE_TIMEOUT = int(timedelta(days=365).total_seconds())
+POLL_SECONDS = 1.0
+"""How often a foreground run looks for its answer (Prefect's own default is 10 s)."""
+
+
+def pause_prefix(step_id: str, visit: int) -> str:
+    """The start of every pause key of one visit of a step (Prefect keys take a-z, 0-9 and dashes)."""
+    return f"{re.sub(r'[^a-z0-9-]', '-', step_id.lower())}-v{visit}-a"
+
+
+def pause_key(step_id: str, visit: int, attempt: int) -> str:
+    """The stable key of one wait for an answer: replays find the same key."""
+    return f"{pause_prefix(step_id, visit)}{attempt}"
+
+
+def stop_if_cancelled(register: Register, key: str) -> None:
+    """A waiting run ends when its case was cancelled (``aftercare cancel``, the UI's Cancel).
+
+    Raises:
+        CaseCancelled: the register says the case is cancelled.
+    """
+    if register.case(key).status == CASE_CANCELLED:
+        raise CaseCancelled(f"{key} is cancelled; its run stops here")
+
+
+class ResumeForm:
+    """A waiting human step's answers from the run's resume form (the engine's ``AnswerSource``).
+
+    Each wait is one Prefect pause (a foreground run) or suspension (a served run, whose
+    process then exits; the answer runs the flow again from the top, and the replay finds
+    the answer under the same pause key).
+    """
+
+    def __init__(
+        self, register: Register, team: TeamSpec, case: CaseState, step: HumanStep, visit: int, plan: HumanPlan, *,
+        suspend: bool, row: str | None = None,
+    ) -> None:
+        """``suspend``: a served run (suspended while it waits) rather than a foreground one (paused).
+        ``row``: the register's step id the answers go to (a ``for_each`` instance's, ``step[2]``); the step's own by default."""
+        self.team = team
+        self.suspend = suspend
+        self.row = row or step.id
+        self.register = register
+        self.case = case
+        self.step = step
+        self.visit = visit
+        self.plan = plan
+        self.run: StepRunRecord | None = None
+        self.answers: list[Answer] = []
+        self.attempt = 0
+        self.note = ""
+
+    def now(self) -> datetime:
+        clock = utc_now()
+        if self.run is not None and self.run.timed_out_at is not None:
+            # The step was marked timed out (its timer run, or a scripted run's
+            # `timeout: true`): its due counts as passed whatever this machine's clock says.
+            return max(clock, self.run.timed_out_at, self.run.due_at or clock)
+        return clock
+
+    def recorded(self) -> list[Answer]:
+        self.run = self.register.step_run(self.case.key, self.row, self.visit)
+        self.answers = from_rows(self.register.answers(self.case.key, self.row, self.visit))
+        return list(self.answers)
+
+    def next(self) -> Submission | None:
+        assert self.run is not None
+        self.attempt = self.run.pause_attempt
+        team = self.team
+        model = answer_model(self.step, self.plan, team).with_initial_data(
+            description=describe(self.case, self.step, self.plan, team, self.answers, self.note)
+        )
+        key = pause_key(self.row, self.visit, self.attempt)
+        received: Any
+        if self.suspend:
+            received = suspend_flow_run(wait_for_input=model, timeout=PAUSE_TIMEOUT, key=key)
+        else:
+            received = pause_in_foreground(model, key, self._timed_out)
+        if received is None:
+            if self.run.timed_out_at is None:
+                self.register.mark_timed_out(self.run.id, utc_now())
+            return None
+        person, decision, comment, fields = answer_from_input(self.step, received)
+        return Submission(by=person, decision=decision, comment=comment, fields=fields)
+
+    def _timed_out(self) -> bool:
+        """Whether a foreground pause should end without an answer: the step timed out.
+
+        Raises:
+            StepError: the case was failed from outside while it waited (``aftercare run``'s
+                feeder refused its scripted answer); the run stops here rather than only by
+                the feeder's interrupt, which was seen to be lost.
+        """
+        stop_if_cancelled(self.register, self.case.key)
+        if self.register.case(self.case.key).status == CASE_FAILED:
+            run = self.register.step_run(self.case.key, self.row, self.visit)
+            reason = (run.result or {}).get("error") if run is not None else None
+            raise StepError(str(reason or f"case {self.case.key} failed while {self.step.id!r} waited"))
+        if not self.step.on_timeout or self.plan.due_at is None:
+            return False  # a passed due never decides such a step: only an answer ends the wait
+        run = self.register.step_run(self.case.key, self.row, self.visit)
+        if run is not None:
+            self.run = run
+        return is_late(self.step, self.plan.due_at, self.now())
+
+    def take(self, answer: Answer) -> None:
+        step, visit = self.step, self.visit
+
+        def decided(rows: list[Any]) -> dict[str, Any] | None:
+            return decide(step, from_rows(rows), due_at=self.plan.due_at, now=answer.answered_at or utc_now())
+
+        def write() -> None:
+            self.register.answer(
+                self.case.key, self.row, visit, person=answer.by, decision=answer.decision, comment=answer.comment,
+                fields=dict(answer.fields), answered_at=answer.answered_at, decide=decided, pause_attempt=self.attempt + 1,
+            )
+
+        try:
+            task(name=step.id, task_run_name=f"{step.id} #{visit}: {answer.by} {answer.decision}", cache_policy=NO_CACHE, persist_result=False)(write)()
+        except AnswerError as error:  # answered or decided meanwhile: the register audited the refusal
+            self.note = f"The last answer was refused: {error}"
+            return
+        self.note = ""
+
+    def refuse(self, submission: Submission, error: AnswerError) -> None:
+        self.register.refuse_answer(
+            self.case.key, self.row, self.visit, person=submission.by, reason=str(error),
+            via="prefect", pause_attempt=self.attempt + 1,
+        )
+        self.note = f"The last answer was refused: {error}"
+
+
+def pause_in_foreground(model: Any, key: str, woken: Callable[[], bool]) -> Any | None:
+    """Pause this (foreground) run for input until it is resumed, or ``woken()`` says to stop waiting.
+
+    Prefect's ``pause_flow_run`` (prefect/flow_runs.py) with its own polling loop, every
+    :data:`POLL_SECONDS`, that also asks ``woken()``: a step that times out ends the pause
+    (its due passed, or a scripted run marked it timed out in the register), the run is
+    put back to Running and None returned. A replayed key returns its answer.
+    """
+    from prefect import get_client
+    from prefect.context import FlowRunContext
+    from prefect.input.run_input import keyset_from_paused_state, run_input_subclass_from_type
+    from prefect.states import Paused, Running
+    from prefect.utilities.engine import propose_state_sync
+
+    context = FlowRunContext.get()
+    if context is None or context.flow_run is None:
+        raise RuntimeError("a human step must wait inside a Prefect flow run")
+    flow_run_id: UUID = context.flow_run.id
+    proposed: Any = Paused(timeout_seconds=PAUSE_TIMEOUT, reschedule=False, pause_key=key)
+    input_type: Any = run_input_subclass_from_type(model)
+    keyset: Any = keyset_from_paused_state(proposed)
+    proposed.state_details.run_input_keyset = keyset
+    with get_client(sync_client=True) as client:
+        state = propose_state_sync(client=client, state=proposed, flow_run_id=flow_run_id)
+        if state.is_running():  # this pause happened before and was answered: a replay
+            return input_type.load(keyset)
+        if not state.is_paused():
+            raise RuntimeError(f"the run could not pause for input: {state}")
+        input_type.save(keyset)
+        while True:
+            time.sleep(POLL_SECONDS)
+            run = client.read_flow_run(flow_run_id)
+            if run.state is not None and run.state.is_running():
+                return input_type.load(keyset)
+            if woken():
+                client.set_flow_run_state(flow_run_id, Running(), force=True)
+                return None
+
+
+__all__ = ["PAUSE_TIMEOUT", "POLL_SECONDS", "ResumeForm", "pause_in_foreground", "pause_key", "pause_prefix", "stop_if_cancelled"]
