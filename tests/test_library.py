@@ -135,7 +135,8 @@ class TestScenarios:
             for scenario in load_scenarios(file).spec.scenarios:
                 for step, answers in scenario.answers.items():
                     for answer in answers if isinstance(answers, list) else [answers]:
-                        assert answer.get("timeout") or answer.get("by") in people, f"{file.name}: {scenario.name}: {step}"
+                        linked_case_ending = set(answer) <= {"outcome", "after"}  # a start with wait: how a case it waits for ends
+                        assert answer.get("timeout") or linked_case_ending or answer.get("by") in people, f"{file.name}: {scenario.name}: {step}"
 
 
 class TestLinks:
