@@ -100,7 +100,9 @@ class CheckedAnswer:
         """The run whose form takes the answer: the step's own form run (None until it exists), else the case's run."""
         if not self.beside_others:
             return self.case.flow_run_id
-        found = find_form(self.case.key, self.run.step_id, self.run.visit)
+        if self.case.flow_run_id is None:
+            return None
+        found = find_form(self.case.flow_run_id, self.run.step_id, self.run.visit)
         return str(found.id) if found is not None else None
 
 

@@ -187,9 +187,10 @@ def finish(
             except Exception as error:  # noqa: BLE001 - the register is the truth; the housekeeping run stops it later
                 report.problems.append(f"could not stop the Prefect run of {key} ({' '.join(str(error).split())[:200]}); the housekeeping run will")
                 log.warning("cancel of %s: %s", outcome.case.key, report.problems[-1])
-    for key, _ in runs:
+    for key, flow_run_id in runs:
         report.timers_dropped += drop_timers(key)
-        close_forms(key, message)  # the forms of steps that waited side by side are no longer offered
+        if flow_run_id:
+            close_forms(flow_run_id, message)  # the forms of steps that waited side by side are no longer offered
     if library is not None:
         report.messages = tell(register, library, outcome, by=by, reason=reason)
     return report

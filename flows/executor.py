@@ -187,7 +187,7 @@ class PrefectExecutor:
             if withdrawn is not None and withdrawn.eligible:
                 self.messenger.withdrawn(case, row, visit, withdrawn.eligible, reason, self.links)
             if self._concurrent(waiting):
-                self._close_form(case.key, row, visit, reason)
+                self._close_form(row, visit, reason)
         if unit is None and self.suspend and is_human(step) and _has_deadlines(step):
             drop_timers(case.key, step.id, visit)
 
@@ -198,9 +198,9 @@ class PrefectExecutor:
     def _open_form(self, case: CaseState, row: str, visit: int, title: str, item: Any) -> str | None:
         """The form run of a waiting unit: a served one from the form deployment, a foreground one in a thread."""
         if self.suspend:
-            found = find_form(case.key, row, visit)
-            return str(found.id) if found is not None else open_form(case.key, title, row, visit, item)
-        key = (case.key, row, visit)
+            found = find_form(str(self.flow_run_id), row, visit)
+            return str(found.id) if found is not None else open_form(case.key, str(self.flow_run_id), title, row, visit, item)
+        key = (str(self.flow_run_id), row, visit)
         if key not in _FORM_THREADS and self.run_form is not None:
             step_id, unit = parse_row(row)
             thread = threading.Thread(target=self.run_form, args=(case.key, step_id, visit, unit, item), name=f"form {row}", daemon=True)
@@ -208,9 +208,9 @@ class PrefectExecutor:
             thread.start()
         return None
 
-    def _close_form(self, case_key: str, row: str, visit: int, reason: str) -> None:
-        close_form(case_key, row, visit, reason)
-        _FORM_THREADS.pop((case_key, row, visit), None)
+    def _close_form(self, row: str, visit: int, reason: str) -> None:
+        close_form(str(self.flow_run_id), row, visit, reason)
+        _FORM_THREADS.pop((str(self.flow_run_id), row, visit), None)
 
     def _happened(self, case: CaseState, waiting: Sequence[Waiting]) -> Event | None:
         """The earliest thing that has happened to the waiting steps, by the register and the clock; None while nothing has."""
@@ -245,7 +245,7 @@ class PrefectExecutor:
         if event.result.get("decision") == TIMEOUT:
             for open_unit, _ in _units(event.waiting):
                 row_id = unit_row(event.waiting.step.id, open_unit.index if open_unit else None)
-                self._close_form(case.key, row_id, event.waiting.visit, "timed out")
+                self._close_form(row_id, event.waiting.visit, "timed out")
         return event
 
     def _await(self, waiting: Sequence[Waiting]) -> None:
@@ -383,7 +383,7 @@ class PrefectExecutor:
 
 
 _FORM_THREADS: dict[tuple[str, str, int], threading.Thread] = {}
-"""The foreground form runs of this process, by (case, register step id, visit)."""
+"""The foreground form runs of this process, by (the case's flow run, register step id, visit)."""
 
 
 def _units(waiting: Waiting) -> list[tuple[Unit | None, HumanPlan]]:

@@ -39,22 +39,26 @@ def parse_row(row: str) -> tuple[str, int | None]:
     return (found.group(1), int(found.group(2)) - 1) if found else (row, None)
 
 
-def form_tags(case_key: str, row: str, visit: int) -> list[str]:
-    """The tags that find a form run again: the case, and the step visit it waits at."""
-    return [FORM_TAG, f"form-of:{case_key}", f"form:{case_key}:{row}:{visit}"]
+def form_tags(case_key: str, case_run: str, row: str, visit: int) -> list[str]:
+    """The tags of a form run: the case for people (``form-of:KEY``); the case's run, step and visit to find it again.
+
+    The case's flow run id, not its key, finds it: registers that share a Prefect server
+    each have a ``CHG-0001``.
+    """
+    return [FORM_TAG, f"form-of:{case_key}", f"forms-of:{case_run}", f"form:{case_run}:{row}:{visit}"]
 
 
-def find_form(case_key: str, row: str, visit: int) -> Any | None:
-    """The form run of a step visit (or instance), if one was made."""
+def find_form(case_run: str, row: str, visit: int) -> Any | None:
+    """The form run of a step visit (or instance) of the case driven by ``case_run``, if one was made."""
     from prefect import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
 
     with get_client(sync_client=True) as client:
-        runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=form_tags(case_key, row, visit)[2:])), limit=5)
+        runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[f"form:{case_run}:{row}:{visit}"])), limit=5)
     return runs[0] if runs else None
 
 
-def open_form(case_key: str, title: str, row: str, visit: int, item: Any = None) -> str | None:
+def open_form(case_key: str, case_run: str, title: str, row: str, visit: int, item: Any = None) -> str | None:
     """Create the served form run of a step visit (once): Prefect's runner starts it, and it suspends for its form.
 
     Returns:
@@ -73,29 +77,29 @@ def open_form(case_key: str, title: str, row: str, visit: int, item: Any = None)
             deployment_id,
             parameters={"case": case_key, "step": step_id, "visit": visit, "unit": -1 if unit is None else unit, "item": item},
             name=f"{case_key} · {title}"[:200],
-            tags=form_tags(case_key, row, visit),
-            idempotency_key=f"form:{case_key}:{row}:{visit}",
+            tags=form_tags(case_key, case_run, row, visit),
+            idempotency_key=f"form:{case_run}:{row}:{visit}",
         )
     return str(run.id)
 
 
-def close_form(case_key: str, row: str, visit: int, reason: str) -> None:
+def close_form(case_run: str, row: str, visit: int, reason: str) -> None:
     """Cancel a form run that is no longer needed (withdrawn, timed out, case closed): its form is gone from the UI."""
     from prefect import get_client
     from prefect.states import Cancelled
 
     try:
-        run = find_form(case_key, row, visit)
+        run = find_form(case_run, row, visit)
         if run is None or run.state is None or run.state.is_final():
             return
         with get_client(sync_client=True) as client:
             client.set_flow_run_state(run.id, Cancelled(message=reason), force=True)
     except Exception as error:  # noqa: BLE001 - a stale form refuses its answer anyway (the step is closed)
-        log.warning("could not close the form of %s %s: %s", case_key, row, error)
+        log.warning("could not close the form of %s in run %s: %s", row, case_run, error)
 
 
-def close_forms(case_key: str, reason: str) -> int:
-    """Cancel every form run of a case still waiting (the case was cancelled or closed); returns how many."""
+def close_forms(case_run: str, reason: str) -> int:
+    """Cancel every form run still waiting of the case driven by ``case_run`` (cancelled or closed); returns how many."""
     from prefect import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
     from prefect.states import Cancelled
@@ -103,13 +107,13 @@ def close_forms(case_key: str, reason: str) -> int:
     closed = 0
     try:
         with get_client(sync_client=True) as client:
-            runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[FORM_TAG, f"form-of:{case_key}"])), limit=200)
+            runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[FORM_TAG, f"forms-of:{case_run}"])), limit=200)
             for run in runs:
                 if run.state is not None and not run.state.is_final():
                     client.set_flow_run_state(run.id, Cancelled(message=reason), force=True)
                     closed += 1
     except Exception as error:  # noqa: BLE001 - a stale form refuses its answer anyway (the case is closed)
-        log.warning("could not close the forms of %s: %s", case_key, error)
+        log.warning("could not close the forms of run %s: %s", case_run, error)
     return closed
 
 

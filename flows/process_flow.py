@@ -110,7 +110,7 @@ def run_definition(definition: LoadedDefinition, library: Library, parameters: d
         flow_run_id=flow_run.id,
         links=links,
         launch=launch_case,
-        run_form=functools.partial(run_form_in_thread, api_url=ui_updates.current_api_url()),
+        run_form=functools.partial(run_form_in_thread, api_url=ui_updates.current_api_url(), case_run=str(flow_run.id)),
     )
     if served and executor.fresh and record.due_at is not None:
         schedule(Timer("sla", record.due_at, record.key))  # the case's own deadline (``sla.due``)
@@ -131,7 +131,7 @@ def run_definition(definition: LoadedDefinition, library: Library, parameters: d
     return {"case": case.key, "path": case.path, "outcome": outcome, "withdrawn": list(case.withdrawn)}
 
 
-def run_form_in_thread(case: str, step: str, visit: int, unit: int | None, item: Any, *, api_url: str) -> None:
+def run_form_in_thread(case: str, step: str, visit: int, unit: int | None, item: Any, *, api_url: str, case_run: str) -> None:
     """A foreground run's form run: its own flow run, paused for its form, in this thread (on the run's Prefect API)."""
     from prefect import tags
     from prefect.settings import PREFECT_API_URL, temporary_settings
@@ -141,7 +141,7 @@ def run_form_in_thread(case: str, step: str, visit: int, unit: int | None, item:
 
     row = unit_row(step, unit)
     named = answer_form.with_options(flow_run_name=f"{case} · {row}")
-    with temporary_settings(updates={PREFECT_API_URL: api_url}), tags(*form_tags(case, row, visit)), contextlib.suppress(Exception):
+    with temporary_settings(updates={PREFECT_API_URL: api_url}), tags(*form_tags(case, case_run, row, visit)), contextlib.suppress(Exception):
         named(case, step, visit, -1 if unit is None else unit, item)  # a withdrawn or closed form just ends
 
 

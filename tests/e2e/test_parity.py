@@ -52,11 +52,6 @@ NOT_YET = {
     ("maintenance-check", "Disk and certificate fail - two issues opened, the round waits until both are closed"): pytest.mark.xfail(
         run=False, reason="aftercare run --answers does not end the linked cases that a start with wait is scripted with "
         "({outcome, after}): the run waits for the queued issues until the 300 s timeout"),
-    ("change-request", "Out of contract scope - project manager rejects, the customer's approval is withdrawn"): pytest.mark.xfail(
-        strict=False, reason="every test here has a fresh register on one Prefect server, so both change-request cases are "
-        "CHG-0001: find_form (flows/forms.py) takes the first run with the case's, step's and visit's tags in the server's "
-        "order, often the earlier case's form run, which never pauses, and the answer is refused after 60 s ('not waiting "
-        "for an answer to pm-approval (state key None)'); it passes when the new run comes first, and run alone"),
 }
 """Scenarios a real run cannot follow yet, and why."""
 
