@@ -10,7 +10,7 @@ clock (simulated) differ. Messages are composed by a :class:`MessageComposer`, w
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
@@ -247,7 +247,10 @@ class Simulator:
             assert w.due_at is not None and w.plan is not None
             w.escalated = True
             self.clock = max(self.clock, w.due_at)
-            self.escalate(case, w.step, w.visit, w.plan)  # type: ignore[arg-type]
+            plan = w.plan
+            if w.units is not None:  # who answered already is not reminded: the people of the open instances
+                plan = replace(plan, eligible=tuple(dict.fromkeys(p for u in w.open_units() if u.plan for p in u.plan.eligible)))
+            self.escalate(case, w.step, w.visit, plan)  # type: ignore[arg-type]
 
     def _happen(self, case: CaseState, waiting: Waiting, kind: str) -> Event | None:
         assert self.result is not None

@@ -9,6 +9,7 @@ result once enough have come in. The simulator and the Prefect flow both go thro
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -18,6 +19,17 @@ from .router import TIMEOUT
 from .spec import ApprovalStep, ChecklistStep, HumanStep, StartStep, StepSpec, WaitStep, is_human
 
 Kind = Literal["person", "timer", "cases"]
+
+
+def unit_row(step_id: str, unit: int | None) -> str:
+    """The register's step id of a waiting unit: the step's own, or ``step[2]`` for its second instance."""
+    return step_id if unit is None else f"{step_id}[{unit + 1}]"
+
+
+def parse_row(row: str) -> tuple[str, int | None]:
+    """A register step id back as (step id, unit index): ``step[2]`` is (``step``, 1)."""
+    found = re.fullmatch(r"(.+)\[(\d+)\]", row)
+    return (found.group(1), int(found.group(2)) - 1) if found else (row, None)
 
 
 @dataclass
@@ -175,4 +187,4 @@ def _gathered(waiting: Waiting, decision: str | None) -> dict[str, Any]:
     return out
 
 
-__all__ = ["Event", "Kind", "Settled", "Unit", "Waiting", "settle"]
+__all__ = ["Event", "Kind", "Settled", "Unit", "Waiting", "parse_row", "settle", "unit_row"]

@@ -15,10 +15,11 @@ This module creates, finds, wakes and cancels those runs; the form run's body is
 from __future__ import annotations
 
 import logging
-import re
 import time
 from typing import Any
 from uuid import UUID
+
+from aftercare.engine.waiting import parse_row, unit_row
 
 log = logging.getLogger(__name__)
 
@@ -26,17 +27,6 @@ FORM_FLOW = "aftercare-form"
 FORM_TAG = "aftercare-form"
 WAKE_SECONDS = 30.0
 """How long a form run that decided its step tries to wake the case's run (it may be about to suspend)."""
-
-
-def unit_row(step_id: str, unit: int | None) -> str:
-    """The register's step id of one waiting unit: the step's own, or ``step[2]`` for its second instance."""
-    return step_id if unit is None else f"{step_id}[{unit + 1}]"
-
-
-def parse_row(row: str) -> tuple[str, int | None]:
-    """A register step id back as (step id, unit index)."""
-    found = re.fullmatch(r"(.+)\[(\d+)\]", row)
-    return (found.group(1), int(found.group(2)) - 1) if found else (row, None)
 
 
 def form_tags(case_key: str, case_run: str, row: str, visit: int) -> list[str]:

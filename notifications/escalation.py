@@ -30,6 +30,7 @@ from aftercare.engine.library import definition_of_case
 from aftercare.engine.loader import Library
 from aftercare.engine.register import WAIT_PERSON, CaseRecord, Register, StepRunRecord
 from aftercare.engine.spec import HumanStep, ProcessSpec, is_human
+from aftercare.engine.waiting import parse_row
 from aftercare.engine.team import TeamSpec
 
 from .links import run_url
@@ -95,9 +96,22 @@ def case_scope(register: Register, case: CaseRecord, now: datetime, *, api_url: 
     return scope
 
 
-def human_plan(team: TeamSpec, scope: Mapping[str, Any], step: HumanStep, run: StepRunRecord) -> HumanPlan:
-    """The plan of a waiting step run: the people and deadline the register recorded, the rest rendered now."""
-    return plan_human_step(step, team, scope, started_at=run.started_at, due_at=run.due_at, eligible=run.eligible or None)
+def human_plan(
+    team: TeamSpec, scope: Mapping[str, Any], step: HumanStep, run: StepRunRecord, register: Register | None = None
+) -> HumanPlan:
+    """The plan of a waiting step run: the people and deadline the register recorded, the rest rendered now.
+
+    A ``for_each`` step's people are those of its instances still open (``register`` given):
+    who answered is not reminded.
+    """
+    eligible: list[str] | None = list(run.eligible) or None
+    if register is not None and step.for_each is not None:
+        instances = [
+            row for row in register.step_runs(run.case_key)
+            if row.visit == run.visit and row.is_open and row.step_id != step.id and parse_row(row.step_id)[0] == step.id
+        ]
+        eligible = list(dict.fromkeys(person for row in instances for person in row.eligible))
+    return plan_human_step(step, team, scope, started_at=run.started_at, due_at=run.due_at, eligible=eligible)
 
 
 def _assignees(team: TeamSpec, scope: Mapping[str, Any], step: HumanStep, plan: HumanPlan) -> list[str]:
@@ -182,7 +196,7 @@ def escalate_overdue(
                 continue
             definition, step = found
             scope = case_scope(register, case, when, api_url=api_url)
-            plan = human_plan(definition.team, scope, step, run)
+            plan = human_plan(definition.team, scope, step, run, register)
             messages: list[OutboxMessage] = escalation_messages(
                 definition.team, scope, step, plan, visit=run.visit,
                 recipients=_assignees(definition.team, scope, step, plan), templates=definition.templates,
@@ -248,7 +262,7 @@ def send_reminders(
             if number < 1:
                 continue
             scope = case_scope(register, case, when, api_url=api_url)
-            plan = human_plan(definition.team, scope, step, run)
+            plan = human_plan(definition.team, scope, step, run, register)
             messages = reminder_messages(
                 definition.team, scope, step, plan, visit=run.visit, reminder=number,
                 recipients=_assignees(definition.team, scope, step, plan), templates=definition.templates,
