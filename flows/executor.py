@@ -337,7 +337,7 @@ class PrefectExecutor:
         if case.parent and self.suspend:
             parent = self.register.case(case.parent)
             if parent.is_open:
-                wake(parent.flow_run_id, patience=0.0)  # it may wait for this case (a start step with wait)
+                wake(parent.flow_run_id, patience=10.0)  # it may wait for this case (a start step with wait)
         self.messenger.closed(case, outcome, self.links)
         self.messenger.deliver_unsent()
         artifacts.publish(self.register, case, self.links, self.flow_run_id)

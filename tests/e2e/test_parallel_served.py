@@ -27,7 +27,7 @@ from tests.fixtures.smtp import SmtpSink
 
 pytestmark = [pytest.mark.prefect_server, pytest.mark.timeout(420)]
 
-PROCESSES = ("par-reviews", "par-first", "par-three", "par-scores")
+PROCESSES = ("par-reviews", "par-first", "par-three", "par-scores", "par-round", "par-finding")
 DEFINITIONS = {
     "par-reviews": """
 process: par-reviews
@@ -98,6 +98,39 @@ steps:
   - {id: check-b, type: form, assignee: person:li.na, next: checked}
   - {id: check-c, type: form, assignee: person:huang.lei, next: checked}
   - {id: checked, type: join}
+""",
+    "par-round": """
+process: par-round
+title: A round that waits for the issues it opened
+version: 1
+key: PRD
+inputs:
+  title: {type: string}
+  failed: {type: list}
+steps:
+  - id: open-issues
+    type: start
+    process: par-finding
+    for_each: "{{ inputs.failed }}"
+    inputs: {title: "{{ item }}"}
+    wait: all
+  - id: log
+    type: record
+    set: {outcomes: "{{ steps['open-issues'].outcomes }}"}
+""",
+    "par-finding": """
+process: par-finding
+title: A finding fixed
+version: 1
+key: PFX
+inputs:
+  title: {type: string}
+steps:
+  - id: fix
+    type: form
+    assignee: person:liu.yang
+    form: {how: {type: string}}
+  - {id: fixed, type: end, outcome: fixed}
 """,
     "par-scores": """
 process: par-scores
@@ -323,3 +356,29 @@ def test_one_form_per_stakeholder_served(aftercare_env: Callable[..., Aftercare]
     assert [(i["item"], i["by"], i["score"]) for i in result["instances"]] == [("li.na", "li.na", 5), ("huang.lei", "huang.lei", 4)]
     messages = wait_delivered(register, [key], "email")
     assert Counter(m.recipient for m in messages if "/waiting/" in m.idempotency_key) == {"person:li.na": 1, "person:huang.lei": 1}
+
+
+def test_a_round_waits_for_the_linked_cases_it_opened(aftercare_env: Callable[..., Aftercare], smtp_sink: SmtpSink, tmp_path: Path) -> None:
+    aftercare = aftercare_env(_folder(tmp_path), PROCESSES)
+    with aftercare.serve():
+        run_id = aftercare.start("par-round", {"title": "Morning round", "failed": ["Disk 91 % full", "Certificate expires"]})
+        key = aftercare.case_of(run_id).key
+        register = aftercare.register
+        children: list[Any] = []
+
+        def opened() -> bool:
+            children[:] = [c for c in register.cases() if c.parent_key == key and c.current_step == "fix"]
+            return len(children) == 2
+
+        wait_until(opened, 120, "two linked cases waiting at fix", aftercare.log_tail)
+        _suspended(aftercare, run_id)  # the round's run waits, suspended, for its linked cases
+        for child in sorted(children, key=lambda c: c.key, reverse=True):
+            aftercare.wait_waiting_at(uuid.UUID(child.flow_run_id), child.key, "fix")
+            _answer(aftercare, child.key, "fix", "liu.yang", "how=done")
+        final = aftercare.wait_final(run_id, timeout=120)
+    assert final.state_name == "Completed"
+    round_case = register.case(key)
+    assert round_case.outcome == "completed"
+    assert round_case.fields["outcomes"] == ["fixed", "fixed"]
+    result = next(run.result for run in register.step_runs(key) if run.step_id == "open-issues")
+    assert result["cases"] == sorted(c.key for c in children)
