@@ -223,6 +223,17 @@ def wait_until_suspended(
     return time.monotonic() - started, peak
 
 
+def serve_command(folder: Path, register_url: str, *, system: bool) -> tuple[list[str], dict[str, str]]:
+    """The arguments and environment of ``aftercare serve FOLDER`` as the benches run it: runner poll 1 s, quiet logs."""
+    env = {
+        "AFTERCARE_DATABASE_URL": register_url,
+        "AFTERCARE_PROCESSES": str(folder),
+        "PREFECT_RUNNER_POLL_FREQUENCY": "1",
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+    }
+    return ["-m", "aftercare.flows.cli", "serve", str(folder), *([] if system else ["--no-system"])], env
+
+
 @dataclass
 class Report:
     """What the bench measured."""
@@ -258,13 +269,7 @@ def waiting_cases_under_serve(
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "team.yaml").write_text(TEAM_YAML, encoding="utf-8")
     (folder / f"{PROCESS}.yaml").write_text(DEFINITION_YAML, encoding="utf-8")
-    env = {
-        "AFTERCARE_DATABASE_URL": register_url,
-        "AFTERCARE_PROCESSES": str(folder),
-        "PREFECT_RUNNER_POLL_FREQUENCY": "1",
-        "PREFECT_LOGGING_LEVEL": "WARNING",
-    }
-    argv = ["-m", "aftercare.flows.cli", "serve", str(folder), *([] if system else ["--no-system"])]
+    argv, env = serve_command(folder, register_url, system=system)
 
     def say(text: str) -> None:
         if log:
