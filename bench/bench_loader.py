@@ -27,6 +27,7 @@ from pathlib import Path
 from ruamel.yaml import YAML
 
 from aftercare.engine.library import validate
+from aftercare.engine.loader import definition_files
 
 ROOT = Path(__file__).resolve().parents[1]
 PROCESSES = ROOT / "processes"
@@ -35,7 +36,7 @@ _PROCESS_LINE = re.compile(r"^(?P<lead>\s*(?:-\s+)?process:\s*)(?P<id>[a-z][a-z0
 
 def generate(folder: Path, count: int) -> list[Path]:
     """Write ``count`` definitions (copies of processes/*.yaml with varied ids) and the team file."""
-    sources = sorted(p for p in PROCESSES.glob("*.yaml") if p.name != "team.yaml" and not p.name.endswith(".scenarios.yaml"))
+    sources = definition_files([PROCESSES])
     if not sources:
         raise SystemExit(f"no definitions in {PROCESSES}")
     texts = {path: path.read_text(encoding="utf-8") for path in sources}

@@ -10,6 +10,7 @@ from pathlib import Path
 from .checks import DefinitionChecker
 from .errors import DefinitionError, NotFoundError, Problem
 from .loader import (
+    PRACTICES_FILE,
     TEAM_FILE,
     Library,
     LoadedDefinition,
@@ -69,6 +70,8 @@ def validate(
             problems.extend(error.problems)
             continue
         kind = _kind(file, document)
+        if kind == "practices":
+            continue  # the report's figures: checked where they are read (flows.reporting)
         if kind == "team":
             team_files.append((file, document))
         elif kind == "scenarios":
@@ -131,8 +134,10 @@ def check_definition(
 
 
 def _kind(file: Path, document: SourceDocument) -> str:
-    """What a file given by name is: ``team``, ``scenarios`` or ``definition``."""
+    """What a file given by name is: ``team``, ``practices``, ``scenarios`` or ``definition``."""
     data = document.data if isinstance(document.data, dict) else {}
+    if file.name == PRACTICES_FILE or ("practices" in data and "steps" not in data):
+        return "practices"
     if file.name == TEAM_FILE or ("team" in data and not {"process", "steps"} & set(data)):
         return "team"
     if file.name.endswith(SCENARIOS_SUFFIX) or ("scenarios" in data and "steps" not in data):

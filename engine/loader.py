@@ -22,6 +22,8 @@ from .team import TeamSpec
 from .yaml_source import PathKey, SourceDocument, read_yaml
 
 TEAM_FILE = "team.yaml"
+PRACTICES_FILE = "practices.yaml"
+"""What the report measures per practice (flows.reporting reads it); beside the definitions, not one of them."""
 
 
 @dataclass
@@ -331,12 +333,16 @@ def parse_definition(path: Path, display: str | None = None) -> tuple[ProcessSpe
 
 
 def definition_files(paths: Iterable[Path]) -> list[Path]:
-    """The definition files named by files and folders (team files and scenario files left out)."""
+    """The definition files named by files and folders (team, practices and scenario files left out)."""
     out: list[Path] = []
     for path in paths:
         if path.is_dir():
             out.extend(
-                sorted(p for p in path.glob("*.yaml") if p.name != TEAM_FILE and not p.name.endswith(".scenarios.yaml"))
+                sorted(
+                    p
+                    for p in path.glob("*.yaml")
+                    if p.name not in (TEAM_FILE, PRACTICES_FILE) and not p.name.endswith(".scenarios.yaml")
+                )
             )
         else:
             out.append(path)

@@ -8,11 +8,12 @@ from .cases import CaseStore
 from .dashboard import Dashboard
 from .definitions import DefinitionStore
 from .history import History
+from .metrics import Metrics
 from .outbox import Outbox
 from .steps import StepStore
 
 
-class Register(CaseStore, StepStore, AnswerStore, CancelStore, Outbox, History, Dashboard, DefinitionStore):
+class Register(CaseStore, StepStore, AnswerStore, CancelStore, Outbox, History, Dashboard, Metrics, DefinitionStore):
     """Every case, step, answer, message and audit event, on SQLite or PostgreSQL.
 
     Each method runs in its own transaction and returns frozen records, never ORM
@@ -47,6 +48,8 @@ class Register(CaseStore, StepStore, AnswerStore, CancelStore, Outbox, History, 
     - history (:class:`History`): ``audit``, ``audit_events``, ``timeline``;
     - dashboard (:class:`Dashboard`): ``open_cases_by_status_and_process``,
       ``cycle_time_by_process`` (and ``overdue_steps``);
+    - metrics (:class:`Metrics`): the report's figures over a :class:`MetricWindow`
+      (``case_counts``, ``cycle_times``, ``step_figures``, ``approval_turnaround``, ...);
     - definitions (:class:`DefinitionStore`): ``save_definition``,
       ``definition_text``, ``attach_run``.
 

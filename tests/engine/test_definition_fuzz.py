@@ -24,14 +24,14 @@ from ruamel.yaml import YAML
 
 from aftercare.engine.errors import DefinitionError
 from aftercare.engine.library import check_definition
-from aftercare.engine.loader import load_team, team_from_document, validate_shape
+from aftercare.engine.loader import definition_files, load_team, team_from_document, validate_shape
 from aftercare.engine.spec import ProcessSpec
 from aftercare.engine.yaml_source import parse_yaml
 from aftercare.notifications import template_sources
 from tests.engine.yaml_paths import at, containers, edit_lines
 
 PROCESSES = Path(__file__).resolve().parents[2] / "processes"
-DEFINITIONS = sorted(p for p in PROCESSES.glob("*.yaml") if p.name != "team.yaml" and not p.name.endswith(".scenarios.yaml"))
+DEFINITIONS = definition_files([PROCESSES])
 TEXTS = {p.name: p.read_text(encoding="utf-8") for p in DEFINITIONS}
 DATA = {name: parse_yaml(text, name).data for name, text in TEXTS.items()}
 TEAM_TEXT = (PROCESSES / "team.yaml").read_text(encoding="utf-8")

@@ -29,7 +29,9 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 
 def definitions(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.glob("*.yaml") if p.name != "team.yaml" and not p.name.endswith(".scenarios.yaml"))
+    from aftercare.engine.loader import definition_files
+
+    return definition_files([folder])
 
 
 def plain(path: Path) -> Any:

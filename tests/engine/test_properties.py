@@ -16,13 +16,13 @@ from ruamel.yaml import YAML
 
 from aftercare.engine.errors import DefinitionError, Problem
 from aftercare.engine.library import validate
-from aftercare.engine.loader import parse_definition
+from aftercare.engine.loader import definition_files, parse_definition
 from aftercare.engine.yaml_source import parse_yaml
 from aftercare.flows.cli import main
 from tests.engine.yaml_paths import at, containers, edit_lines
 
 PROCESSES = Path(__file__).resolve().parents[2] / "processes"
-DEFINITIONS = sorted(p for p in PROCESSES.glob("*.yaml") if p.name != "team.yaml" and not p.name.endswith(".scenarios.yaml"))
+DEFINITIONS = definition_files([PROCESSES])
 TEXTS = {p.name: p.read_text(encoding="utf-8") for p in DEFINITIONS}
 DATA = {name: parse_yaml(text, name).data for name, text in TEXTS.items()}
 FIELD_NAMES = sorted(

@@ -18,9 +18,10 @@ def _ids() -> list[str]:
     from aftercare.engine.yaml_source import read_yaml
 
     ids: list[str] = []
-    for path in sorted((ROOT / "processes").glob("*.yaml")):
-        if path.name != "team.yaml" and not path.name.endswith(".scenarios.yaml"):
-            ids += [step["id"] for step in read_yaml(path).data["steps"]]
+    from aftercare.engine.loader import definition_files
+
+    for path in definition_files([ROOT / "processes"]):
+        ids += [step["id"] for step in read_yaml(path).data["steps"]]
     return sorted(set(ids))
 
 
