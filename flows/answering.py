@@ -27,6 +27,7 @@ from aftercare.engine.runner import structure_of
 from aftercare.engine.spec import HumanStep, ProcessSpec, is_human
 from aftercare.engine.suggest import did_you_mean
 
+from . import events
 from .resume_form import pause_prefix
 from .forms import find_form, parse_row
 from .run_input import input_payload
@@ -133,13 +134,16 @@ def check_answer(
     run = waiting_step(register, spec, case_key, step_id, by)
     step: HumanStep = spec.step(step_id)  # type: ignore[assignment]
     submission = Submission(by=by, decision=decision, comment=comment, fields=dict(fields or {}))
+    now = utc_now()
     try:
         accept_answer(
             step, submission, eligible=run.eligible, earlier=from_rows(register.answers(case_key, run.step_id, run.visit)),
-            people=list(library.team.people) if library else [], answered_at=utc_now(), due_at=run.due_at,
+            people=list(library.team.people) if library else [], answered_at=now, due_at=run.due_at,
         )
     except AnswerError as error:
-        register.refuse_answer(case_key, run.step_id, run.visit, person=by, reason=str(error), via="cli")
+        register.refuse_answer(case_key, run.step_id, run.visit, person=by, reason=str(error), via="cli", at=now)
+        subject = events.Subject(record, record.flow_run_id, library.team if library else None, record.parent_key)
+        events.emit(events.answer_refused(subject, run.step_id, run.visit, person=by, reason=str(error), via="cli", at=now))
         raise
     if record.flow_run_id is None:
         raise AnswerError(f"{case_key} has no flow run to resume")

@@ -40,6 +40,7 @@ from aftercare.engine.suggest import did_you_mean
 from aftercare.engine.team import TeamSpec
 from aftercare.notifications import Messenger, load_checked_library, run_url
 
+from . import events
 from .answering import case_spec
 from .forms import close_forms
 from .timers import drop_timers
@@ -169,6 +170,7 @@ def finish(
     """
     from prefect import get_client
 
+    emit_cancel_events(outcome, by=by, reason=reason, team=library.team if library is not None else None)
     report = Cancellation(outcome)
     runs = [(each.case.key, each.case.flow_run_id) for each in outcome.every()]
     report.runs = {key: None for key, _ in runs}
@@ -194,6 +196,22 @@ def finish(
     if library is not None:
         report.messages = tell(register, library, outcome, by=by, reason=reason)
     return report
+
+
+def emit_cancel_events(outcome: CancelOutcome, *, by: str, reason: str, team: TeamSpec | None) -> None:
+    """``aftercare.step.withdrawn`` for each step the cancel withdrew, then ``aftercare.case.cancelled``, for every case cancelled.
+
+    Once: the register cancels a case once (a second cancel is refused before it gets here).
+    A linked case's reason is the one the register wrote for it (and its people were told).
+    """
+    record = outcome.case
+    subject = events.Subject(record, record.flow_run_id, team, record.parent_key)
+    at = record.closed_at or utc_now()
+    for run in outcome.withdrawn:
+        events.emit(events.step_withdrawn(subject, run.step_id, run.visit, reason=reason, at=run.finished_at or at, eligible=run.eligible))
+    events.emit(events.case_cancelled(subject, by=by, reason=reason, at=at, withdrawn=[run.step_id for run in outcome.withdrawn]))
+    for child in outcome.children:
+        emit_cancel_events(child, by=by, reason=f"{record.key} was cancelled: {reason}", team=team)
 
 
 def stop_run(client: Any, flow_run_id: str, message: str) -> str | None:

@@ -39,7 +39,7 @@ from aftercare.engine.spec import DecisionStep, EndStep, HumanStep, NotifyStep, 
 from aftercare.engine.waiting import Event, Unit, Waiting
 from aftercare.notifications import Messenger, run_url
 
-from . import artifacts, ui_updates
+from . import artifacts, events, ui_updates
 from .resume_form import PAUSE_TIMEOUT, POLL_SECONDS, ResumeForm, stop_if_cancelled
 from .forms import close_form, find_form, open_form, parse_row, unit_row, wake
 from .timers import Timer, drop_timers, schedule
@@ -82,6 +82,8 @@ class PrefectExecutor:
     _begins: dict[tuple[str, int], datetime] = field(default_factory=dict)
     _finished: dict[tuple[str, int], dict[str, Any]] | None = field(init=False)
     """Results of the visits earlier executions finished; read on the first ``recorded``."""
+    _new_waits: set[tuple[str, int]] = field(default_factory=set)
+    """Visits this execution begins (none of an earlier one): their ``step.waiting`` event is sent now, once."""
 
     def __post_init__(self) -> None:
         self._finished = {} if self.fresh else None
@@ -103,9 +105,16 @@ class PrefectExecutor:
 
     def began(self, case: CaseState, step: StepSpec, visit: int) -> datetime | None:
         if self.fresh:  # nothing began before this execution
+            self._new_waits.add((step.id, visit))
             return None
         run = self.register.step_run(case.key, step.id, visit)
+        if run is None:
+            self._new_waits.add((step.id, visit))
         return run.started_at if run is not None else None
+
+    def subject(self, case: CaseState) -> events.Subject:
+        """The case as the subject of its Prefect events (with this run and the team)."""
+        return events.Subject(case, str(self.flow_run_id) if self.flow_run_id else None, self.library.team, case.parent)
 
     def begin(self, case: CaseState, step: StepSpec, visit: int, plan: HumanPlan | None) -> None:
         if plan is not None:
@@ -135,8 +144,12 @@ class PrefectExecutor:
         plan = waiting.plan
         assert plan is not None
         self._set_timers(case, human, visit, plan)
+        new = (step.id, visit) in self._new_waits
+        self._new_waits.discard((step.id, visit))
         if not self._concurrent(waiting):
             self.messenger.waiting(case, human, visit, plan, self.links)
+            if new:
+                self._emit_waiting(case, human, step.id, visit, plan)
             artifacts.publish(self.register, case, self.links, self.flow_run_id, waiting=f"{plan.title} — waiting for {', '.join(plan.eligible)}")
             return
         for unit, unit_plan in _units(waiting):
@@ -150,8 +163,15 @@ class PrefectExecutor:
             if form_run is not None and (url := run_url(form_run, api_url=ui_updates.current_api_url())):
                 links["run"] = url
             self.messenger.waiting(case, human, visit, unit_plan, links)
+            if new:
+                self._emit_waiting(case, human, row, visit, unit_plan)
         waiting_on = sorted({person for _, p in _units(waiting) for person in p.eligible})
         artifacts.publish(self.register, case, self.links, self.flow_run_id, waiting=f"{plan.title} — waiting for {', '.join(waiting_on)}")
+
+    def _emit_waiting(self, case: CaseState, step: HumanStep, row: str, visit: int, plan: HumanPlan) -> None:
+        events.emit(events.step_waiting(
+            self.subject(case), row, visit, title=plan.title, kind=step.type, eligible=plan.eligible, started_at=plan.started_at, due_at=plan.due_at
+        ))
 
     def next_event(self, case: CaseState, waiting: Sequence[Waiting]) -> Event:
         ui_updates.release_run(self.flow_run_id)
@@ -160,7 +180,10 @@ class PrefectExecutor:
             if only.kind == "person":
                 human: HumanStep = only.step  # type: ignore[assignment]
                 assert only.plan is not None
-                result = collect(human, only.plan, ResumeForm(self.register, self.library.team, case, human, only.visit, only.plan, suspend=self.suspend), people=list(self.library.team.people))
+                form = ResumeForm(
+                    self.register, self.library.team, case, human, only.visit, only.plan, suspend=self.suspend, case_run=self.subject(case).flow_run_id
+                )
+                result = collect(human, only.plan, form, people=list(self.library.team.people))
                 return Event(only, result)
             if only.kind == "timer":
                 assert only.until is not None and isinstance(only.step, WaitStep)
@@ -186,6 +209,10 @@ class PrefectExecutor:
             withdrawn = self.register.withdraw_step(case.key, row, visit, reason=reason)
             if withdrawn is not None and withdrawn.eligible:
                 self.messenger.withdrawn(case, row, visit, withdrawn.eligible, reason, self.links)
+            if withdrawn is not None and (withdrawn.eligible or row == step.id):  # an instance never begun is no fact of its own
+                events.emit(events.step_withdrawn(
+                    self.subject(case), row, visit, reason=reason, at=withdrawn.finished_at or self.now(), eligible=withdrawn.eligible
+                ))
             if self._concurrent(waiting):
                 self._close_form(row, visit, reason)
         if unit is None and self.suspend and is_human(step) and _has_deadlines(step):
@@ -333,7 +360,10 @@ class PrefectExecutor:
         return dict(stored.result or result)
 
     def finish(self, case: CaseState, outcome: str) -> None:
-        self.register.close_case(case.key, outcome)
+        now = self.now()
+        closed = self.register.close_case(case.key, outcome, at=now)
+        if closed.closed_at == now:  # closed by this call (closing a closed case changes nothing)
+            events.emit(events.case_closed(self.subject(case), outcome=outcome, closed_at=now))
         if case.parent and self.suspend:
             parent = self.register.case(case.parent)
             if parent.is_open:

@@ -64,7 +64,7 @@ def take_answers(
     if unit is not None:
         scope["item"] = item
     plan = plan_human_step(step, library.team, scope, started_at=run.started_at, due_at=run.due_at, eligible=run.eligible)
-    form = ResumeForm(register, library.team, case, step, visit, plan, suspend=served, row=row)
+    form = ResumeForm(register, library.team, case, step, visit, plan, suspend=served, row=row, case_run=record.flow_run_id)
     result = collect(step, plan, form, people=list(library.team.people))
     if served:
         wake(record.flow_run_id)

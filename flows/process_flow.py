@@ -18,7 +18,7 @@ from aftercare.engine.register import CaseRecord, Register
 from aftercare.engine.runner import run_case
 from aftercare.notifications import Messenger, run_url
 
-from . import ui_updates
+from . import events, ui_updates
 from .answering import case_spec
 from .cancelling import CaseCancelled, cancelled_in_prefect, cancelled_state, is_cancelled
 from .executor import PrefectExecutor
@@ -112,6 +112,10 @@ def run_definition(definition: LoadedDefinition, library: Library, parameters: d
         launch=launch_case,
         run_form=functools.partial(run_form_in_thread, api_url=ui_updates.current_api_url(), case_run=str(flow_run.id)),
     )
+    if executor.fresh and record.is_open:  # the first execution of the case: it opens now (a replay has begun steps)
+        events.emit(events.case_opened(
+            executor.subject(case), inputs=record.inputs, due_at=record.due_at, started_by_step=record.started_by_step
+        ))
     if served and executor.fresh and record.due_at is not None:
         schedule(Timer("sla", record.due_at, record.key))  # the case's own deadline (``sla.due``)
     if is_cancelled(register, record.key):  # cancelled while it was away: nothing of it runs again

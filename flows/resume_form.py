@@ -23,10 +23,11 @@ from aftercare.engine.answers import Answer, HumanPlan, Submission, decide, from
 from aftercare.engine.case import CaseState
 from aftercare.engine.clock import utc_now
 from aftercare.engine.errors import AnswerError, CaseCancelled, StepError
-from aftercare.engine.register import CASE_CANCELLED, CASE_FAILED, Register, StepRunRecord
+from aftercare.engine.register import CASE_CANCELLED, CASE_FAILED, AnswerOutcome, Register, StepRunRecord
 from aftercare.engine.spec import HumanStep
 from aftercare.engine.team import TeamSpec
 
+from . import events
 from .run_input import answer_from_input, answer_model, describe
 
 #: How long a person may take before Prefect itself gives up on a suspended run.
@@ -65,10 +66,12 @@ class ResumeForm:
 
     def __init__(
         self, register: Register, team: TeamSpec, case: CaseState, step: HumanStep, visit: int, plan: HumanPlan, *,
-        suspend: bool, row: str | None = None,
+        suspend: bool, row: str | None = None, case_run: str | None = None,
     ) -> None:
         """``suspend``: a served run (suspended while it waits) rather than a foreground one (paused).
-        ``row``: the register's step id the answers go to (a ``for_each`` instance's, ``step[2]``); the step's own by default."""
+        ``row``: the register's step id the answers go to (a ``for_each`` instance's, ``step[2]``); the step's own by default.
+        ``case_run``: the case's flow run, for the events (a form run is another run)."""
+        self.subject = events.Subject(case, case_run, team, case.parent)
         self.team = team
         self.suspend = suspend
         self.row = row or step.id
@@ -141,25 +144,38 @@ class ResumeForm:
         def decided(rows: list[Any]) -> dict[str, Any] | None:
             return decide(step, from_rows(rows), due_at=self.plan.due_at, now=answer.answered_at or utc_now())
 
-        def write() -> None:
-            self.register.answer(
+        def write() -> AnswerOutcome:
+            return self.register.answer(
                 self.case.key, self.row, visit, person=answer.by, decision=answer.decision, comment=answer.comment,
                 fields=dict(answer.fields), answered_at=answer.answered_at, decide=decided, pause_attempt=self.attempt + 1,
             )
 
         try:
-            task(name=step.id, task_run_name=f"{step.id} #{visit}: {answer.by} {answer.decision}", cache_policy=NO_CACHE, persist_result=False)(write)()
+            recorded: AnswerOutcome = task(
+                name=step.id, task_run_name=f"{step.id} #{visit}: {answer.by} {answer.decision}", cache_policy=NO_CACHE, persist_result=False
+            )(write)()
         except AnswerError as error:  # answered or decided meanwhile: the register audited the refusal
             self.note = f"The last answer was refused: {error}"
+            self._refused(answer.by, str(error), answer.answered_at or utc_now())
             return
         self.note = ""
+        given = recorded.answer
+        events.emit(events.step_answered(
+            self.subject, self.row, visit, person=given.person, decision=given.decision, comment=given.comment,
+            fields=dict(given.fields), answered_at=given.answered_at, decided=recorded.decision,
+        ))
 
     def refuse(self, submission: Submission, error: AnswerError) -> None:
+        when = utc_now()
         self.register.refuse_answer(
             self.case.key, self.row, self.visit, person=submission.by, reason=str(error),
-            via="prefect", pause_attempt=self.attempt + 1,
+            via="prefect", pause_attempt=self.attempt + 1, at=when,
         )
         self.note = f"The last answer was refused: {error}"
+        self._refused(submission.by, str(error), when)
+
+    def _refused(self, person: str, reason: str, at: datetime) -> None:
+        events.emit(events.answer_refused(self.subject, self.row, self.visit, person=person, reason=reason, via="prefect", at=at))
 
 
 def pause_in_foreground(model: Any, key: str, woken: Callable[[], bool]) -> Any | None:

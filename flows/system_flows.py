@@ -25,8 +25,9 @@ from aftercare.engine import settings
 from aftercare.engine.clock import UTC, utc_now
 from aftercare.engine.loader import Library
 from aftercare.engine.register import WAIT_TIMER, Register
-from aftercare.notifications import deliver_pending, escalate_overdue, load_checked_library, send_reminders, time_out_overdue
+from aftercare.notifications import EscalationReport, deliver_pending, escalate_overdue, load_checked_library, send_reminders, time_out_overdue
 
+from . import events
 from .cancelling import sync_cancellations, sync_case
 from .launching import launch_queued
 from .recovery import recover_dead_runs
@@ -48,6 +49,7 @@ def due_now(register: Register, library: Library, now: datetime) -> dict[str, in
     """
     api_url = current_api_url()
     escalated = escalate_overdue(register, library, now, api_url=api_url)
+    _emit_overdue(register, library, escalated, now)
     reminded = send_reminders(register, library, now, api_url=api_url)
     timed_out = time_out_overdue(register, library, now)
     for run in timed_out:
@@ -64,6 +66,21 @@ def due_now(register: Register, library: Library, now: datetime) -> dict[str, in
         "delivered": len(delivered.delivered),
         "retrying": len(delivered.retrying),
     }
+
+
+def _emit_overdue(register: Register, library: Library, report: EscalationReport, now: datetime) -> None:
+    """``aftercare.step.overdue`` for each breach this round marked first (a later round finds it marked)."""
+    for breach in report.breaches:
+        run = breach.run
+        try:
+            case = register.case(run.case_key)
+            subject = events.Subject(case, case.flow_run_id, library.team, case.parent_key)
+            assert run.due_at is not None  # an overdue step has a due
+            events.emit(events.step_overdue(
+                subject, run.step_id, run.visit, due_at=run.due_at, at=now, eligible=run.eligible, escalate_to=breach.escalate_to
+            ))
+        except Exception as error:  # noqa: BLE001 - an event never stops the deadlines
+            log.warning("no overdue event for %s/%s: %s", run.case_key, run.step_id, error)
 
 
 def schedule_outbox_retry(register: Register, now: datetime) -> None:

@@ -121,11 +121,21 @@ def _assignees(team: TeamSpec, scope: Mapping[str, Any], step: HumanStep, plan: 
         return [f"person:{p}" for p in plan.eligible]
 
 
+@dataclass(frozen=True)
+class Breach:
+    """A step's breach escalated by this round (the first to mark it): the step run and the references told."""
+
+    run: StepRunRecord
+    escalate_to: tuple[str, ...]
+
+
 @dataclass
 class EscalationReport:
     """What one deadline round did; steps as ``CASE/STEP#VISIT``."""
 
     escalated: list[str] = field(default_factory=list)
+    breaches: list[Breach] = field(default_factory=list)
+    """The step breaches of ``escalated``, for whoever reports them further (the flows' Prefect events)."""
     already: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     cases: list[str] = field(default_factory=list)
@@ -204,6 +214,7 @@ def escalate_overdue(
             enqueue(register, messages, at=when)
             if register.mark_escalated(run.id, when):
                 report.escalated.append(label)
+                report.breaches.append(Breach(run, tuple(plan.escalate_to)))
                 report.messages += len(messages)
             else:
                 report.already.append(label)
