@@ -44,7 +44,8 @@ STYLE = Style(
 WIDTH = 720
 BAR_HEIGHT = 24
 AGING_BUCKETS = ("<1d", "1-3d", "3-7d", "7-30d", ">30d")
-TOP_STEPS = 12
+TOP = 15
+"""At most this many bars in a chart of processes, steps or people (the largest)."""
 SVG_NAMESPACE = "{http://www.w3.org/2000/svg}"
 
 
@@ -90,18 +91,23 @@ def _count_axis(values: Sequence[float | None]) -> dict[str, Any]:
     return {"y_labels": list(range(0, top + step, step)), "value_formatter": lambda v: f"{v:.0f}", "formatter": _count}
 
 
-def _duration_chart(labels: Sequence[str], series: Mapping[str, Sequence[float | None]]) -> str | None:
-    """Horizontal bars of durations in hours or days, whichever reads best; each bar printed as people say it."""
-    values = [v for column in series.values() for v in column if v is not None]
-    if not labels or not values:
+def _duration_chart(rows: Sequence[tuple[str, float | None, float | None]]) -> str | None:
+    """Horizontal bars of (label, median, p90) durations, the longest p90 on top, in hours or days.
+
+    Rows that took no time at all (median and p90 zero or unknown) are left to the tables;
+    at most :data:`TOP` rows are drawn.
+    """
+    timed = [row for row in rows if (row[1] or 0) > 0 or (row[2] or 0) > 0]
+    timed = sorted(timed, key=lambda row: (row[2] or 0, row[1] or 0))[-TOP:]  # pygal draws the first label at the bottom
+    if not timed:
         return None
-    name, size = duration_unit(max(values))
-    chart = _chart(pygal.HorizontalBar, height=_bars_height(len(labels) * len(series)),
+    name, size = duration_unit(max(max(row[1] or 0, row[2] or 0) for row in timed))
+    chart = _chart(pygal.HorizontalBar, height=_bars_height(2 * len(timed)),
                    value_formatter=lambda v: f"{v:g} {name}",
-                   formatter=lambda v: human_duration(v * size) if v is not None else "")
-    chart.x_labels = list(labels)
-    for title, column in series.items():
-        chart.add(title, [None if v is None else v / size for v in column])
+                   formatter=lambda v: human_duration(v * size) if v else "")
+    chart.x_labels = [row[0] for row in timed]
+    chart.add("Median", [None if row[1] is None else row[1] / size for row in timed])
+    chart.add("p90", [None if row[2] is None else row[2] / size for row in timed])
     return _render(chart)
 
 
@@ -125,17 +131,14 @@ def opened_closed(report: Report) -> str | None:
 
 def cycle_time(report: Report) -> str | None:
     """Median and p90 cycle time per process (closed cases)."""
-    names = [name for name, p in report["processes"].items() if p["cycle_time"].get("median") is not None]
-    return _duration_chart(
-        [_process_title(report, name) for name in names],
-        {"Median": [report["processes"][n]["cycle_time"]["median"] for n in names],
-         "p90": [report["processes"][n]["cycle_time"]["p90"] for n in names]},
-    )
+    return _duration_chart([(_process_title(report, name), p["cycle_time"].get("median"), p["cycle_time"].get("p90"))
+                            for name, p in report["processes"].items()])
 
 
 def sla_met(report: Report) -> str | None:
     """SLA met % per process, for processes with a case due."""
     names = [name for name, p in report["processes"].items() if p["sla"].get("met_pct") is not None]
+    names.sort(key=lambda name: -report["processes"][name]["sla"]["met_pct"])  # the worst on top
     if not names:
         return None
     chart = _chart(pygal.HorizontalBar, height=_bars_height(len(names)), range=(0, 100), show_legend=False,
@@ -165,16 +168,12 @@ def _steps(report: Report) -> list[tuple[str, str, Mapping[str, Any]]]:
 
 def slowest_steps(report: Report) -> str | None:
     """The steps that take longest (by p90): median and p90 of their finished visits."""
-    timed = sorted(((n, s, f) for n, s, f in _steps(report) if f.get("p90") is not None), key=lambda item: -item[2]["p90"])[:TOP_STEPS]
-    return _duration_chart(
-        [f"{name} · {step}" for name, step, _ in timed],
-        {"Median": [f["median"] for _, _, f in timed], "p90": [f["p90"] for _, _, f in timed]},
-    )
+    return _duration_chart([(f"{name} · {step}", f.get("median"), f.get("p90")) for name, step, f in _steps(report)])
 
 
 def overdue_steps(report: Report) -> str | None:
     """The steps whose visits went past their due, most first."""
-    late = sorted(((n, s, f) for n, s, f in _steps(report) if f.get("overdue")), key=lambda item: -item[2]["overdue"])[:TOP_STEPS]
+    late = sorted(((n, s, f) for n, s, f in _steps(report) if f.get("overdue")), key=lambda item: item[2]["overdue"])[-TOP:]
     if not late:
         return None
     chart = _chart(pygal.HorizontalBar, height=_bars_height(len(late)), show_legend=False, **_count_axis([f["overdue"] for _, _, f in late]))
@@ -184,8 +183,7 @@ def overdue_steps(report: Report) -> str | None:
 
 
 def _turnaround(group: Mapping[str, Mapping[str, Any]]) -> str | None:
-    names = [name for name, figures in group.items() if figures.get("median") is not None]
-    return _duration_chart(names, {"Median": [group[n]["median"] for n in names], "p90": [group[n]["p90"] for n in names]})
+    return _duration_chart([(name, figures.get("median"), figures.get("p90")) for name, figures in group.items()])
 
 
 def approvals_people(report: Report) -> str | None:
@@ -237,7 +235,8 @@ def improvements(report: Report) -> str | None:
 
 def cancellations(report: Report) -> str | None:
     """Cases cancelled per process."""
-    by_process = {name: count for name, count in report.get("cancellations", {}).get("by_process", {}).items() if count}
+    by_process = dict(sorted(((name, count) for name, count in report.get("cancellations", {}).get("by_process", {}).items() if count),
+                             key=lambda item: item[1])[-TOP:])
     if not by_process:
         return None
     chart = _chart(pygal.HorizontalBar, height=_bars_height(len(by_process)), show_legend=False, **_count_axis(list(by_process.values())))

@@ -16,6 +16,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
+from aftercare.engine import graph
 from aftercare.engine.library import Library
 from aftercare.engine.spec import ProcessSpec
 
@@ -56,21 +57,12 @@ def process_diagrams(library: Library | None, report: Mapping[str, Any]) -> dict
     """Each reported process's diagram as inline SVG, drawn from the folder's definition (none without a folder)."""
     if library is None:
         return {}
-    diagrams = {}
-    for name in report.get("processes", {}):
-        loaded = library.definitions.get(name)
-        diagram = process_diagram(loaded.spec) if loaded is not None else None
-        if diagram:
-            diagrams[name] = diagram
-    return diagrams
+    return {name: process_diagram(library.definitions[name].spec) for name in report.get("processes", {}) if name in library.definitions}
 
 
-def process_diagram(spec: ProcessSpec) -> str | None:
-    """One process's diagram as a standalone inline ``<svg>`` (no script).
-
-    ``aftercare.engine.graph`` (being written beside this) will draw it; until then there is none.
-    """
-    return None
+def process_diagram(spec: ProcessSpec) -> str:
+    """One process's diagram as a standalone inline ``<svg>`` (no script, no external reference)."""
+    return graph.svg(spec)
 
 
 def risk_cells(heatmap: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
