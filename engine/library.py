@@ -211,6 +211,21 @@ def _duplicate_processes(loaded: Mapping[Path, LoadedDefinition]) -> list[Proble
 DEFINITION_SUFFIXES = (".yaml", ".yml")
 
 
+def shipped_folder() -> Path:
+    """The process library shipped as package data (``aftercare.processes``, a folder without code).
+
+    Raises:
+        NotFoundError: the package is not installed.
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("aftercare.processes")
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        if Path(location).is_dir() and (Path(location) / TEAM_FILE).is_file():
+            return Path(location)
+    raise NotFoundError("the shipped process library (aftercare.processes) is not installed")
+
+
 def process_argument(argument: str, folder: Path) -> tuple[Path, str]:
     """Where a command's ``PROCESS|FILE`` argument points: (the folder to load, the name to get from it).
 

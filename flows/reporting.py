@@ -9,7 +9,6 @@ practice's figures. ``docs/report.md`` defines every key, in the sentences of
 
 from __future__ import annotations
 
-import importlib.resources
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -19,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from aftercare.engine.clock import UTC, utc_now
 from aftercare.engine.errors import DefinitionError, Problem
+from aftercare.engine.library import shipped_folder
 from aftercare.engine.loader import PRACTICES_FILE, Library, validate_shape
 from aftercare.engine.register import Register
 from aftercare.engine.register.metrics import (
@@ -172,8 +172,7 @@ def practices_file(library: Library) -> Path:
     """The practices file of a library's folder, else the one shipped with Aftercare."""
     if library.root is not None and (library.root / PRACTICES_FILE).is_file():
         return library.root / PRACTICES_FILE
-    shipped = importlib.resources.files("aftercare.processes") / PRACTICES_FILE
-    return Path(str(shipped))
+    return shipped_folder() / PRACTICES_FILE
 
 
 def load_practices(path: Path, library: Library | None = None) -> PracticesSpec:

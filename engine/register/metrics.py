@@ -442,10 +442,8 @@ def step_figures(
     overdue = and_(
         human,
         StepRun.due_at.is_not(None),
-        or_(
-            and_(finished, StepRun.finished_at > StepRun.due_at),
-            and_(~finished, StepRun.status != STEP_WITHDRAWN, StepRun.due_at < window.as_at),
-        ),
+        StepRun.status != STEP_WITHDRAWN,
+        or_(and_(finished, StepRun.finished_at > StepRun.due_at), and_(~finished, StepRun.due_at < window.as_at)),
     )
     met = and_(human, StepRun.due_at.is_not(None), finished, StepRun.status != STEP_WITHDRAWN, StepRun.finished_at <= StepRun.due_at)
     where = [*_cohort(window), StepRun.started_at < window.as_at, _not_instance()]

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from aftercare.engine.errors import AftercareError, NotFoundError
+from aftercare.engine.errors import AftercareError
 
 SHIPPED_SCHEMA_LINE = "# yaml-language-server: $schema=../docs/aftercare.schema.json"
 LOCAL_SCHEMA_LINE = "# yaml-language-server: $schema=./aftercare.schema.json"
@@ -22,13 +22,9 @@ def add_parsers(sub: Any) -> None:
 
 def shipped_library() -> Path:
     """The process library shipped as package data (``aftercare.processes``, a folder without code)."""
-    import importlib.util
+    from aftercare.engine.library import shipped_folder
 
-    spec = importlib.util.find_spec("aftercare.processes")
-    for location in (spec.submodule_search_locations or []) if spec else []:
-        if Path(location).is_dir() and (Path(location) / "team.yaml").is_file():
-            return Path(location)
-    raise NotFoundError("the shipped process library (aftercare.processes) is not installed")
+    return shipped_folder()
 
 
 def init(args: argparse.Namespace) -> int:
