@@ -196,12 +196,18 @@ def approvals_roles(report: Report) -> str | None:
     return _turnaround(report.get("approvals", {}).get("roles", {}))
 
 
+def _score_scale(values: Sequence[float | None]) -> float:
+    """The top of a score axis: the scale the scores are on (5, 10 or 100), else the largest score."""
+    top = max(v for v in values if v is not None)
+    return next((scale for scale in (5, 10, 100) if top <= scale), top)
+
+
 def _trend(report: Report, by_period: Mapping[str, Mapping[str, Any]], title: str) -> str | None:
     periods = list(report.get("periods") or [])
     means = [by_period.get(period, {}).get("mean") for period in periods]
     if not any(mean is not None for mean in means):
         return None
-    chart = _chart(pygal.Line, show_legend=False, dots_size=4, allow_interruptions=True, include_x_axis=True,
+    chart = _chart(pygal.Line, show_legend=False, dots_size=4, allow_interruptions=True, range=(0, _score_scale(means)),
                    value_formatter=lambda v: f"{v:g}", formatter=lambda v: f"{v:.1f}")
     chart.x_labels = periods
     chart.add(title, means)

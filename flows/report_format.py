@@ -60,4 +60,4 @@ def figure(value: float | None, unit: str) -> str:
         return percent(value)
     if unit == "score":
         return f"{value:.1f}"
-    return f"{value:g}" if isinstance(value, float) else str(value)
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.2f}".rstrip("0").rstrip(".")

@@ -5,15 +5,20 @@ from __future__ import annotations
 import copy
 import json
 import re
+import subprocess
+import sys
+from datetime import datetime, timezone
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from aftercare.engine.register import Register
 from aftercare.flows import report_charts
 from aftercare.flows.report_format import human_duration
 from aftercare.flows.report_html import render_html, risk_cells
+from tests.cli.report_register import START, UNTIL, FilledRegister, fill_from_scenarios
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "tests/data/report/sample_report.json"
@@ -129,3 +134,88 @@ def test_the_heat_map_places_each_risk_by_likelihood_and_impact(sample: dict[str
     top_right = next(c for c in cells if (c["likelihood"], c["impact"]) == (5, 5))
     bottom_left = next(c for c in cells if (c["likelihood"], c["impact"]) == (1, 1))
     assert top_right["x"] > bottom_left["x"] and top_right["y"] < bottom_left["y"]
+
+
+# --- the command over a real SQLite register --------------------------------------------------------
+
+AFTERCARE = [sys.executable, "-m", "aftercare.flows.cli"]
+WINDOW = ["--since", START.date().isoformat(), "--until", UNTIL.date().isoformat()]
+
+
+@pytest.fixture(scope="module")
+def filled(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, FilledRegister]:
+    """A SQLite register with every shipped scenario as a case over three months, some left open, one cancelled."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('report') / 'register.db'}"
+    register = Register(url)
+    try:
+        return url, fill_from_scenarios(register)
+    finally:
+        register.close()
+
+
+@pytest.fixture
+def filled_env(user_env: dict[str, str], filled: tuple[str, FilledRegister]) -> dict[str, str]:
+    return {**user_env, "AFTERCARE_DATABASE_URL": filled[0]}
+
+
+def aftercare(env: dict[str, str], *args: str, cwd: Path = ROOT) -> tuple[int, str, str]:
+    done = subprocess.run([*AFTERCARE, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=300)
+    assert "Traceback" not in done.stderr, done.stderr
+    return done.returncode, done.stdout, done.stderr.strip()
+
+
+def test_json_counts_every_case_of_the_window(filled_env: dict[str, str], filled: tuple[str, FilledRegister]) -> None:
+    code, out, err = aftercare(filled_env, "report", *WINDOW, "--json")
+    assert (code, err) == (0, "")
+    report = json.loads(out)
+    cases = filled[1]
+    assert report["since"] == "2026-08-03T00:00:00+00:00" and report["until"] == "2026-11-02T00:00:00+00:00"
+    assert set(report["processes"]) == cases.processes
+    assert sum(p["opened"] for p in report["processes"].values()) == len(cases.closed) + len(cases.open) + len(cases.cancelled)
+    closing_later = [key for key, at in cases.closed_at.items() if at >= UNTIL]  # open as the window ends
+    assert sum(p["open"] for p in report["processes"].values()) == len(cases.open) + len(closing_later)
+    assert report["cancellations"]["total"] == len(cases.cancelled) == report["processes"]["issue-resolution"]["cancelled"]
+    for key in ("opened", "closed", "open", "cancelled", "outcomes", "cycle_time", "sla", "rework", "steps"):
+        assert all(key in p for p in report["processes"].values()), key
+
+
+def test_the_html_file_is_written_where_asked_and_said_in_one_line(filled_env: dict[str, str], tmp_path: Path) -> None:
+    code, out, err = aftercare(filled_env, "report", *WINDOW, "--process", "issue-resolution.yaml", "--out", str(tmp_path / "iss.html"))
+    assert (code, err) == (0, "")
+    html = (tmp_path / "iss.html").read_text(encoding="utf-8")
+    assert out.splitlines() == [f"wrote {tmp_path / 'iss.html'}: 5 cases opened from 2026-08-03T00:00:00+00:00 until 2026-11-02T00:00:00+00:00, 1 processes"]
+    assert re.findall(r'<tr data-process="([^"]+)"', html) == ["issue-resolution"]
+    assert "process issue-resolution only" in html and '<details class="process" data-process="issue-resolution">' in html
+    assert '<g class="node"' in html  # its diagram, drawn by engine.graph
+
+
+def test_by_default_report_html_lands_in_the_current_folder(user_env: dict[str, str], tmp_path: Path) -> None:
+    code, out, err = aftercare(user_env, "report", cwd=tmp_path)  # an empty register: a report with nothing in it
+    assert (code, err) == (0, "")
+    assert out.startswith(f"wrote {tmp_path / 'report.html'}: 0 cases opened from ")
+    assert "No case of any process in this window." in (tmp_path / "report.html").read_text(encoding="utf-8")
+
+
+def test_a_naive_moment_is_utc_and_an_offset_is_kept(filled_env: dict[str, str]) -> None:
+    code, out, _ = aftercare(filled_env, "report", "--since", "2026-08-03T09:30", "--until", "2026-11-02T08:00+08:00", "--json")
+    report = json.loads(out)
+    assert datetime.fromisoformat(report["since"]) == datetime(2026, 8, 3, 9, 30, tzinfo=timezone.utc)
+    assert datetime.fromisoformat(report["until"]) == datetime(2026, 11, 2, 0, 0, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    (["--since", "2026-13-01"], "aftercare report: --since '2026-13-01' is not an ISO 8601 date or date-time (e.g. 2026-11-01 or 2026-11-01T09:00+08:00)"),
+    (["--until", "last week"], "aftercare report: --until 'last week' is not an ISO 8601 date or date-time (e.g. 2026-11-01 or 2026-11-01T09:00+08:00)"),
+    (["--since", "2026-11-02", "--until", "2026-11-01"], "aftercare report: --since 2026-11-02 is not before --until 2026-11-01 (--until is exclusive)"),
+    (["--process", "issue-resolutoin"], f"aftercare report: no process 'issue-resolutoin' in {ROOT / 'processes'}; did you mean 'issue-resolution'?"),
+])
+def test_a_mistake_is_one_line_and_exit_1(user_env: dict[str, str], tmp_path: Path, args: list[str], said: str) -> None:
+    assert aftercare(user_env, "report", *args, cwd=tmp_path)[::2] == (1, said)
+    assert not (tmp_path / "report.html").exists()
+
+
+def test_an_unreachable_register_is_one_line(user_env: dict[str, str], tmp_path: Path) -> None:
+    env = {**user_env, "AFTERCARE_DATABASE_URL": "postgresql+psycopg://postgres@127.0.0.1:1/aftercare"}
+    code, _, said = aftercare(env, "report", "--json", cwd=tmp_path)
+    assert code == 1 and len(said.splitlines()) == 1
+    assert said.startswith("aftercare report: the register at postgresql+psycopg://postgres@127.0.0.1:1/aftercare failed: ")
