@@ -115,18 +115,38 @@ def _process_title(report: Report, process: str) -> str:
     return str(report["processes"][process].get("title") or process)
 
 
+def _period_bars(report: Report, series: Mapping[str, Sequence[int]]) -> str | None:
+    """Counts per period side by side, one bar a series; ``None`` when every count is zero."""
+    periods = list(report.get("periods") or [])
+    counts = [count for column in series.values() for count in column]
+    if not periods or not any(counts):
+        return None
+    chart = _chart(pygal.Bar, **_count_axis(counts))
+    chart.x_labels = periods
+    for title, column in series.items():
+        chart.add(title, list(column))
+    return _render(chart)
+
+
+def _count_bars(rows: Sequence[tuple[str, int]], title: str) -> str | None:
+    """Horizontal bars of (label, count) rows that are not zero, the largest on top, at most :data:`TOP`."""
+    counted = sorted((row for row in rows if row[1]), key=lambda row: row[1])[-TOP:]  # pygal draws the first label at the bottom
+    if not counted:
+        return None
+    chart = _chart(pygal.HorizontalBar, height=_bars_height(len(counted)), show_legend=False, **_count_axis([n for _, n in counted]))
+    chart.x_labels = [label for label, _ in counted]
+    chart.add(title, [n for _, n in counted])
+    return _render(chart)
+
+
 def opened_closed(report: Report) -> str | None:
     """Cases opened and closed per period, over every process."""
     periods = list(report.get("periods") or [])
-    opened = [sum(p["by_period"].get(period, {}).get("opened", 0) for p in report["processes"].values()) for period in periods]
-    closed = [sum(p["by_period"].get(period, {}).get("closed", 0) for p in report["processes"].values()) for period in periods]
-    if not periods or not any(opened) and not any(closed):
-        return None
-    chart = _chart(pygal.Bar, **_count_axis(opened + closed))
-    chart.x_labels = periods
-    chart.add("Opened", opened)
-    chart.add("Closed", closed)
-    return _render(chart)
+    processes = report["processes"].values()
+    return _period_bars(report, {
+        "Opened": [sum(p["by_period"].get(period, {}).get("opened", 0) for p in processes) for period in periods],
+        "Closed": [sum(p["by_period"].get(period, {}).get("closed", 0) for p in processes) for period in periods],
+    })
 
 
 def cycle_time(report: Report) -> str | None:
@@ -172,14 +192,8 @@ def slowest_steps(report: Report) -> str | None:
 
 
 def overdue_steps(report: Report) -> str | None:
-    """The steps whose visits went past their due, most first."""
-    late = sorted(((n, s, f) for n, s, f in _steps(report) if f.get("overdue")), key=lambda item: item[2]["overdue"])[-TOP:]
-    if not late:
-        return None
-    chart = _chart(pygal.HorizontalBar, height=_bars_height(len(late)), show_legend=False, **_count_axis([f["overdue"] for _, _, f in late]))
-    chart.x_labels = [f"{name} · {step}" for name, step, _ in late]
-    chart.add("Overdue visits", [f["overdue"] for _, _, f in late])
-    return _render(chart)
+    """The steps whose visits went past their due, most on top."""
+    return _count_bars([(f"{name} · {step}", f.get("overdue") or 0) for name, step, f in _steps(report)], "Overdue visits")
 
 
 def _turnaround(group: Mapping[str, Mapping[str, Any]]) -> str | None:
@@ -228,27 +242,16 @@ def improvements(report: Report) -> str | None:
     """Improvement cycles adopted vs re-planned per period."""
     periods = list(report.get("periods") or [])
     by_period = report.get("improvements", {}).get("by_period", {})
-    adopted = [by_period.get(period, {}).get("adopted", 0) for period in periods]
-    replanned = [by_period.get(period, {}).get("replanned", 0) for period in periods]
-    if not any(adopted) and not any(replanned):
-        return None
-    chart = _chart(pygal.Bar, **_count_axis(adopted + replanned))
-    chart.x_labels = periods
-    chart.add("Adopted", adopted)
-    chart.add("Re-planned", replanned)
-    return _render(chart)
+    return _period_bars(report, {
+        "Adopted": [by_period.get(period, {}).get("adopted", 0) for period in periods],
+        "Re-planned": [by_period.get(period, {}).get("replanned", 0) for period in periods],
+    })
 
 
 def cancellations(report: Report) -> str | None:
-    """Cases cancelled per process."""
-    by_process = dict(sorted(((name, count) for name, count in report.get("cancellations", {}).get("by_process", {}).items() if count),
-                             key=lambda item: item[1])[-TOP:])
-    if not by_process:
-        return None
-    chart = _chart(pygal.HorizontalBar, height=_bars_height(len(by_process)), show_legend=False, **_count_axis(list(by_process.values())))
-    chart.x_labels = [str(report["processes"].get(name, {}).get("title") or name) for name in by_process]
-    chart.add("Cancelled", list(by_process.values()))
-    return _render(chart)
+    """Cases cancelled per process, most on top."""
+    by_process = report.get("cancellations", {}).get("by_process", {})
+    return _count_bars([(str(report["processes"].get(name, {}).get("title") or name), count) for name, count in by_process.items()], "Cancelled")
 
 
 CHARTS: dict[str, tuple[str, Callable[[Report], str | None]]] = {
