@@ -17,7 +17,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from markupsafe import Markup
 
 from aftercare.engine import graph
-from aftercare.engine.library import Library
+from aftercare.engine.loader import Library
 from aftercare.engine.spec import ProcessSpec
 
 from . import report_charts
