@@ -288,10 +288,27 @@ def team_from_document(document: SourceDocument) -> TeamSpec:
     try:
         team: TeamSpec = validate_shape(document, TeamSpec)
     except DefinitionError as error:
-        raise DefinitionError([*error.problems, *_unknown_members(document)]) from None
-    if problems := _unknown_members(document):
+        raise DefinitionError([*error.problems, *_unknown_members(document), *_unknown_recipients(document)]) from None
+    if problems := [*_unknown_members(document), *_unknown_recipients(document)]:
         raise DefinitionError(problems)
     return team
+
+
+def _unknown_recipients(document: SourceDocument) -> list[Problem]:
+    """The digest's ``to`` naming a role or person the team does not have, read from the file as written."""
+    body = document.data.get("team") if isinstance(document.data, dict) else None
+    digest = body.get("digest") if isinstance(body, dict) else None
+    listed = digest.get("to") if isinstance(digest, dict) else None
+    if not isinstance(listed, list):
+        return []
+    known = {"role": body.get("roles") or {}, "person": body.get("people") or {}}  # type: ignore[union-attr]
+    problems: list[Problem] = []
+    for index, reference in enumerate(listed):
+        kind, separator, name = reference.partition(":") if isinstance(reference, str) else ("", "", "")
+        names = known.get(kind)
+        if separator and isinstance(names, dict) and name.strip() and name.strip() not in names:
+            problems.append(document.problem(("team", "digest", "to", index), f"unknown {kind} {name.strip()!r}{did_you_mean(name.strip(), names)}"))
+    return problems
 
 
 def _unknown_members(document: SourceDocument) -> list[Problem]:

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from .schedule_rules import cron_problem, timezone_problem
 from .suggest import did_you_mean
 
 PERSON_ID = r"^[a-z][a-z0-9._-]*$"
@@ -105,6 +106,48 @@ class RoleSpec(BaseModel):
         return {"members": value} if isinstance(value, (list, tuple)) else value
 
 
+DIGEST_CRON = "0 9 * * MON"
+"""When the weekly digest goes out unless ``digest.schedule`` says: Monday 09:00."""
+DIGEST_ROLES = ("management", "project-manager")
+"""Who gets the digest unless ``digest.to`` says: the first of these roles the team has."""
+
+
+def _cron(text: str) -> str:
+    problem = cron_problem(text)
+    if problem:
+        raise ValueError(problem)
+    return text
+
+
+def _timezone(name: str | None) -> str | None:
+    problem = timezone_problem(name) if name is not None else None
+    if problem:
+        raise ValueError(problem)
+    return name
+
+
+def _reference(text: str) -> str:
+    kind, separator, name = text.partition(":")
+    if not separator or kind not in ("role", "person") or not name.strip():
+        raise ValueError(f"{text!r} is not a recipient; write role:NAME or person:ID{did_you_mean(kind, ('role', 'person')) if separator else ''}")
+    return text
+
+
+class DigestSpec(BaseModel):
+    """The weekly digest: when it goes out (a cron in a timezone) and to whom.
+
+    Omitted parts have defaults (docs/digest.md): :data:`DIGEST_CRON`, the
+    timezone of the folder's first scheduled definition (else UTC), the first role of
+    :data:`DIGEST_ROLES` the team has.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schedule: Annotated[str, AfterValidator(_cron)] = DIGEST_CRON
+    timezone: Annotated[str | None, AfterValidator(_timezone)] = None
+    to: tuple[Annotated[str, AfterValidator(_reference)], ...] | None = None
+
+
 class TeamBody(BaseModel):
     """The body under ``team:``."""
 
@@ -112,6 +155,7 @@ class TeamBody(BaseModel):
 
     people: dict[str, PersonSpec] = Field(min_length=1)
     roles: dict[str, RoleSpec] = Field(default_factory=dict)
+    digest: DigestSpec | None = None
 
 
 class TeamSpec(BaseModel):
@@ -130,6 +174,18 @@ class TeamSpec(BaseModel):
     def roles(self) -> dict[str, RoleSpec]:
         """Roles by name."""
         return self.team.roles
+
+    @property
+    def digest(self) -> DigestSpec:
+        """The weekly digest as the file says, its defaults filled in later (:meth:`digest_recipients`)."""
+        return self.team.digest or DigestSpec()
+
+    def digest_recipients(self) -> tuple[str, ...]:
+        """Who gets the weekly digest: ``digest.to``, else the first role of :data:`DIGEST_ROLES` the team has (none: nobody)."""
+        given = self.digest.to
+        if given is not None:
+            return given
+        return next((("role:" + role,) for role in DIGEST_ROLES if role in self.roles), ())
 
     def members(self, reference: str) -> tuple[str, ...]:
         """The people a rendered reference names: ``role:X`` or ``person:X`` (or a bare id).
