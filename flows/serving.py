@@ -10,8 +10,11 @@ from prefect.deployments.runner import RunnerDeployment
 from prefect.types.entrypoint import EntrypointType
 
 from aftercare.engine import settings
+from aftercare.engine.graph import mermaid
 from aftercare.engine.loader import Library, LoadedDefinition
+from aftercare.engine.spec import ProcessSpec
 
+from .digest import digest_deployment
 from .form_flow import form_deployment
 from .process_flow import build_flow, run_tags
 from .schedules import prefect_schedule
@@ -25,12 +28,18 @@ def process_deployment(definition: LoadedDefinition, library: Library, **options
     return build_flow(definition, library).to_deployment(
         name=spec.process,
         entrypoint_type=EntrypointType.MODULE_PATH,
-        description=(spec.description or spec.title).strip(),
+        description=deployment_description(spec),
         version=f"{spec.version}-{definition.digest[:8]}",
         tags=run_tags(definition),
         schedules=[schedule] if schedule else None,
         **options,
     )
+
+
+def deployment_description(spec: ProcessSpec) -> str:
+    """The definition's description, then its diagram as a Mermaid block: the default Prefect UI (/v2) draws it on
+    the deployment's Description tab; the classic UI shows the block as code (docs/graph.md)."""
+    return f"{(spec.description or spec.title).strip()}\n\n```mermaid\n{mermaid(spec)}```"
 
 
 def keep_schedule_states(deployments: list[RunnerDeployment], library: Library) -> None:
@@ -92,8 +101,8 @@ def serve_library(library: Library, *, system: bool = True, limit: int | None = 
     os.environ["AFTERCARE_PROCESSES"] = str(Path(library.root or "processes").resolve())
     cases = [process_deployment(definition, library) for definition in library.definitions.values()]
     cases.append(form_deployment())  # form runs start on the cases' runner: an answer moves its case as fast
-    systems = system_deployments() if system else []
-    keep_schedule_states(cases, library)
+    systems = [*system_deployments(), digest_deployment(library)] if system else []
+    keep_schedule_states([*cases, *systems], library)
     _recover([deployment.flow_name for deployment in [*cases, *systems]])
     if limit is None:
         # prefect.serve hands limit=None to its Runner, which then runs every due run at
@@ -186,6 +195,7 @@ def deploy_library(library: Library, *, pool: str, system: bool = True) -> list[
     deployments.append(form_deployment(work_pool_name=pool, job_variables={"env": env}))
     if system:
         deployments.extend(system_deployments(work_pool_name=pool, job_variables={"env": env}))
+        deployments.append(digest_deployment(library, work_pool_name=pool, job_variables={"env": env}))
     keep_schedule_states(deployments, library)
     names = []
     for deployment in deployments:

@@ -12,7 +12,8 @@ The runtime (``flows/``) calls, per case:
 and, on a schedule and right after steps that queued messages:
 
 * :func:`deliver_pending` (sends, retries with backoff, never raises for a channel);
-* :func:`escalate_overdue`, :func:`send_reminders` and :func:`time_out_overdue` (deadlines, once per breach).
+* :func:`escalate_overdue`, :func:`send_reminders` and :func:`time_out_overdue` (deadlines, once per breach);
+* the weekly digest: :func:`digest_messages` -> :func:`enqueue` (once per week and recipient).
 
 :class:`Messenger` is what a case's run uses for all of the above; :class:`Composer`
 composes a definition's messages for a run and for the simulator alike.
@@ -38,6 +39,7 @@ from .outbox import (
     case_closed_messages,
     case_escalation_messages,
     case_opened_messages,
+    digest_messages,
     enqueue,
     escalation_messages,
     idempotency_key,
@@ -73,6 +75,7 @@ __all__ = [
     "case_opened_messages",
     "case_scope",
     "deliver_pending",
+    "digest_messages",
     "enqueue",
     "escalate_overdue",
     "escalation_messages",

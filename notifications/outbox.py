@@ -75,6 +75,8 @@ STEP_WITHDRAWN = "step-withdrawn"
 BUILTIN_MESSAGES = (
     MESSAGE, STEP_WAITING, STEP_REMINDER, STEP_ESCALATION, CASE_OPENED, CASE_CLOSED, CASE_ESCALATION, CASE_CANCELLED, STEP_WITHDRAWN,
 )
+WEEKLY_DIGEST = "weekly-digest"
+"""The weekly digest (no case): :func:`digest_messages`."""
 
 _MAX_KEY = 255
 
@@ -531,6 +533,51 @@ def case_cancelled_messages(
 
     return _compose(team, values, [f"person:{person}" for person in known], template=CASE_CANCELLED, kind="cancelled",
                     step_id=None, visit=None, templates=templates, extra=extra, per_target=per_target)
+
+
+def digest_messages(
+    team: TeamSpec,
+    references: Sequence[str],
+    digest: Mapping[str, Any],
+    *,
+    period: str,
+    now: datetime,
+    templates: MessageTemplates | None = None,
+) -> list[OutboxMessage]:
+    """The weekly digest for everyone the references reach, keyed per period and recipient (a rerun adds nothing).
+
+    Args:
+        team: the team file.
+        references: ``role:NAME`` / ``person:ID`` (the team's ``digest.to``).
+        digest: what ``weekly-digest`` shows: ``period``, ``since``, ``until``, ``summary`` (lines),
+            ``processes`` (rows), ``attention`` (cases), ``link`` (the figures in the Prefect UI).
+        period: what makes the key: one digest per period (the week's first day) and recipient.
+        now: when it is made.
+        templates: the folder's templates (a team may override ``weekly-digest``).
+    """
+    library = templates or builtin_templates()
+    messages: list[OutboxMessage] = []
+    for target in targets(team, references):
+        values: dict[str, Any] = {"case": {}, "now": now, "digest": dict(digest), "links": {}, "reason": "digest", "recipient": _recipient(target)}
+        try:
+            rendered = library.render(WEEKLY_DIGEST, values, locale=target.locale)
+        except StepError as error:
+            lines = "\n".join(str(line) for line in digest.get("summary", ()))
+            log.error("message template %r failed, sending the summary as plain text: %s", WEEKLY_DIGEST, error)
+            rendered = RenderedMessage(f"Aftercare {digest.get('period', period)}", lines + "\n", f"<pre>{escape(lines)}</pre>\n", lines + "\n")
+        fmt = message_format(target.channel)
+        messages.append(
+            OutboxMessage(
+                recipient=target.recipient[:500],
+                channel=target.channel,
+                subject=rendered.subject,
+                body=rendered.markdown if fmt == "markdown" else rendered.text,
+                html=rendered.html if fmt == "email" else None,
+                idempotency_key=idempotency_key(None, None, None, f"digest-{period}", target.recipient, target.channel),
+                kind="digest",
+            )
+        )
+    return messages
 
 
 def step_withdrawn_messages(
