@@ -308,13 +308,15 @@ def mermaid(spec: ProcessSpec, marks: Mapping[str, str] | None = None) -> str:
         link = "-.->" if dotted else "-->"
         text = f'|"{_mermaid_text(label)}"|' if label else ""
         lines.append(f"    {ids[arrow.source]} {link}{text} {ids[arrow.target]}")
-    for name, style in MERMAID_CLASSES.items():
-        lines.append(f"    classDef {name} {style}")
     linked = [ids[node.id] for node in diagram.nodes if node.kind == LINKED]
+    used = {*states.values(), *(["linked"] if linked else [])}
+    for name, style in MERMAID_CLASSES.items():
+        if name in used:  # an unmarked diagram stays short where it is shown as text
+            lines.append(f"    classDef {name} {style}")
     if linked:
         lines.append(f"    class {','.join(linked)} linked")
     for state in MARKS:
-        marked = [ids[step_id] for step_id, mark in states.items() if mark == state]
+        marked = [ids[node.id] for node in diagram.nodes if states.get(node.id) == state]
         if marked:
             lines.append(f"    class {','.join(marked)} {state}")
     return "\n".join(lines) + "\n"

@@ -1,13 +1,18 @@
-"""A Prefect markdown artifact per case: its timeline, updated as the case moves."""
+"""A Prefect markdown artifact per case: its process diagram with the steps marked, and its timeline, updated as the case moves."""
 
 from __future__ import annotations
 
 import re
-
+from collections.abc import Iterable
 from typing import Any
 
 from aftercare.engine.case import CaseState
-from aftercare.engine.register import Register
+from aftercare.engine.errors import AftercareError
+from aftercare.engine.graph import mermaid
+from aftercare.engine.library import definition_of_case
+from aftercare.engine.register import OPEN_STEP_STATUSES, STEP_DONE, STEP_WAITING, STEP_WITHDRAWN, Register, StepRunRecord
+from aftercare.engine.spec import ProcessSpec, StartStep
+from aftercare.engine.waiting import parse_row
 
 from . import ui_updates
 
@@ -32,12 +37,55 @@ def timeline_markdown(register: Register, case: CaseState, links: dict[str, str]
         lines += [f"**Waiting:** {waiting}", ""]
     if links.get("run"):
         lines += [f"[Open the flow run]({links['run']})", ""]
+    lines += diagram_markdown(register, record.process, record.definition_hash, timeline.steps)
     lines += ["| when (UTC) | what | step | detail |", "|---|---|---|---|"]
     for entry in timeline.entries:
         detail = entry.summary.replace("|", "\\|").replace("\n", " ")[:300]
         step = f"{entry.step_id} #{entry.visit}" if entry.step_id else ""
         lines.append(f"| {entry.at:%Y-%m-%d %H:%M:%S} | {entry.kind} | {step} | {detail} |")
     return "\n".join(lines)
+
+
+LEGEND = "Steps: **done** green · **waiting** amber (thick border) · **running** blue · **withdrawn** grey, dashed"
+
+
+def diagram_markdown(register: Register, process: str, definition_hash: str, runs: Iterable[StepRunRecord]) -> list[str]:
+    """The case's process as a Mermaid block, its steps marked (the default Prefect UI draws it); empty if the definition is gone."""
+    try:
+        spec = definition_of_case(None, process, definition_hash, register.stored_definition).spec
+    except AftercareError:  # the definition is gone: a timeline without its diagram beats no timeline
+        return []
+    return ["```mermaid", mermaid(spec, step_marks(runs, spec)).rstrip("\n"), "```", "", LEGEND, ""]
+
+
+def step_marks(runs: Iterable[StepRunRecord], spec: ProcessSpec | None = None) -> dict[str, str]:
+    """Each step's state in a case, from its latest visit (a ``for_each`` step's instance rows count as the step).
+
+    ``waiting``: a row of the visit waits on people, a timer or linked cases; ``current``: an
+    automatic step running, or one that failed (where the case stopped); ``withdrawn``: every
+    row withdrawn; ``done``: finished.
+    """
+    latest: dict[str, tuple[int, list[StepRunRecord]]] = {}
+    for run in runs:
+        step_id, _ = parse_row(run.step_id)
+        visit, rows = latest.get(step_id, (0, []))
+        if run.visit > visit:
+            latest[step_id] = (run.visit, [run])
+        elif run.visit == visit:
+            rows.append(run)
+    waits_for_cases = {step.id for step in spec.steps if isinstance(step, StartStep) and step.wait is not None} if spec else set()
+    marks = {}
+    for step_id, (_, rows) in latest.items():
+        open_rows = [row for row in rows if row.status in OPEN_STEP_STATUSES]
+        if any(row.status == STEP_WAITING or row.wait_kind is not None for row in open_rows) or (open_rows and step_id in waits_for_cases):
+            marks[step_id] = "waiting"
+        elif open_rows or any(row.status not in (STEP_DONE, STEP_WITHDRAWN) for row in rows):
+            marks[step_id] = "current"
+        elif all(row.status == STEP_WITHDRAWN for row in rows):
+            marks[step_id] = "withdrawn"
+        else:
+            marks[step_id] = "done"
+    return marks
 
 
 def publish(register: Register, case: CaseState, links: dict[str, str], flow_run_id: Any, waiting: str | None = None) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from aftercare.engine.graph import mermaid
 from aftercare.engine.library import load_library
 from aftercare.engine.loader import Library
 from aftercare.engine.register import Register
@@ -213,7 +214,8 @@ class TestServedFolder:
                 digest = served.library.definitions[process].digest
                 assert deployment.name == process
                 assert client.read_flow(deployment.flow_id).name == process
-                assert deployment.description == description
+                # the description, then the process's diagram for the default UI (docs/graph.md)
+                assert deployment.description == f"{description}\n\n```mermaid\n{mermaid(served.library.definitions[process].spec)}```"
                 assert deployment.version == f"{version}-{digest[:8]}"
                 assert deployment.tags == [f"process:{process}", f"version:{version}", *own_tags]
                 assert deployment.entrypoint == f"aftercare.flows.compiled.{process.replace('-', '_')}"
@@ -412,7 +414,8 @@ def test_a_changed_definition_updates_its_deployment_and_a_waiting_case_finishes
         after = _deployment(prefect_server, "dt-change/dt-change")
         assert after.id == before.id  # updated in place, not a second deployment
         assert before.version.startswith("1-") and after.version == f"2-{v2_digest[:8]}"
-        assert after.description == "Second version, with a notice."
+        assert after.description.split("\n\n")[0] == "Second version, with a notice."
+        assert "n_notice" in after.description.split("```mermaid\n")[1]  # the diagram is the new version's
         assert after.tags == ["process:dt-change", "version:2", "changed"]
 
         # The case that waited through the change is answered and replayed by the new serve ...
