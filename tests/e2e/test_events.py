@@ -15,7 +15,6 @@ import re
 import subprocess
 import time
 from collections.abc import Callable, Iterator
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +23,12 @@ import pytest
 from aftercare.engine.clock import utc_now
 from tests.fixtures.http_listener import HttpListener
 from tests.fixtures.prefect_server import PrefectServer
+from tests.flows.test_events import read_case_events
 
 from .conftest import AFTERCARE, Aftercare, timing, wait_until, write_team
 
 pytestmark = [pytest.mark.prefect_server, pytest.mark.timeout(420)]
 
-LIFE = [f"aftercare.{kind}" for kind in (
-    "case.opened", "step.waiting", "answer.refused", "step.overdue", "step.answered", "step.withdrawn", "case.closed", "case.cancelled"
-)]
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "events.md"
 DUE = "evt-due"
 QUIET = "evt-quiet"
@@ -99,30 +96,6 @@ def overdue_automation(prefect_server: PrefectServer, http_listener: HttpListene
         client.delete_block_document(block.id)
 
 
-def read_events(server: PrefectServer, case_key: str, *, until: Callable[[list[Any]], bool], timeout: float = 90.0) -> list[Any]:
-    """The aftercare events of a case, oldest first, once ``until(events)`` holds (the server stores them in batches)."""
-    from prefect.events.filters import EventFilter, EventNameFilter, EventOccurredFilter, EventResourceFilter
-
-    deadline = time.monotonic() + timeout
-    found: list[Any] = []
-    while True:
-        with server.client() as client:
-            page = client.read_events(
-                filter=EventFilter(
-                    occurred=EventOccurredFilter(since=utc_now() - timedelta(hours=1), until=utc_now() + timedelta(minutes=1)),
-                    event=EventNameFilter(prefix=["aftercare."]),
-                    resource=EventResourceFilter(id=[f"aftercare.case.{case_key}"]),
-                ),
-                limit=50,
-            )
-        found = sorted(page.events, key=lambda e: (e.occurred, LIFE.index(e.event)))  # a cancel's withdrawals and itself share a moment
-        if until(found):
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"events of {case_key} after {timeout} s: {[e.event for e in found]}")
-        time.sleep(1.0)
-
-
 def _related(event: Any) -> dict[str, list[str]]:
     roles: dict[str, list[str]] = {}
     for resource in event.related:
@@ -173,7 +146,7 @@ def test_a_served_case_tells_prefect_its_life_and_an_automation_acts_on_the_over
         assert cancelled.returncode == 0, cancelled.stderr
         assert aftercare.wait_final(quiet_run).state_name == "Cancelled"
 
-    found = read_events(aftercare.server, key, until=lambda events: "case.closed" in _kinds(events))
+    found = read_case_events(aftercare.server, key, until=lambda events: "case.closed" in _kinds(events))
     assert _kinds(found) == ["case.opened", "step.waiting", "answer.refused", "step.overdue", "step.answered", "case.closed"]
     by_kind = {event.event.removeprefix("aftercare."): event for event in found}
     for event in found:
@@ -197,7 +170,7 @@ def test_a_served_case_tells_prefect_its_life_and_an_automation_acts_on_the_over
     assert by_kind["step.answered"].payload.items() >= {"decision": "approve", "comment": "on it", "decided": "approve"}.items()
     assert by_kind["case.closed"].payload["outcome"] == "resolved"
 
-    quiet_events = read_events(aftercare.server, quiet, until=lambda events: "case.cancelled" in _kinds(events))
+    quiet_events = read_case_events(aftercare.server, quiet, until=lambda events: "case.cancelled" in _kinds(events))
     assert _kinds(quiet_events) == ["case.opened", "step.waiting", "step.withdrawn", "case.cancelled"]
     waiting = quiet_events[1]
     assert sorted(_related(waiting)["assignee"]) == ["aftercare.person.liu.yang"]

@@ -145,8 +145,8 @@ def test_without_a_prefect_api_nothing_is_sent_and_no_server_starts() -> None:
 # --- on a real server ----------------------------------------------------------------------------
 
 
-def read_events(server: PrefectServer, resource_id: str, *, expect: int, timeout: float = 60.0) -> list[Any]:
-    """The aftercare events of a resource, oldest first, once at least ``expect`` of them are stored."""
+def read_case_events(server: PrefectServer, case_key: str, *, until: Callable[[list[Any]], bool], timeout: float = 90.0) -> list[Any]:
+    """The aftercare events of a case, oldest first, once ``until(events)`` holds (the server stores them in batches)."""
     from prefect.events.filters import EventFilter, EventNameFilter, EventOccurredFilter, EventResourceFilter
 
     deadline = time.monotonic() + timeout
@@ -154,15 +154,17 @@ def read_events(server: PrefectServer, resource_id: str, *, expect: int, timeout
         with server.client() as client:
             page = client.read_events(
                 filter=EventFilter(
-                    occurred=EventOccurredFilter(since=utc_now() - timedelta(days=30), until=utc_now() + timedelta(minutes=1)),
+                    occurred=EventOccurredFilter(since=utc_now() - timedelta(hours=1), until=utc_now() + timedelta(minutes=1)),
                     event=EventNameFilter(prefix=["aftercare."]),
-                    resource=EventResourceFilter(id=[resource_id]),
+                    resource=EventResourceFilter(id=[f"aftercare.case.{case_key}"]),
                 ),
-                limit=50,
+                limit=50,  # the server's most
             )
-        found = sorted(page.events, key=lambda e: (e.occurred, e.event))
-        if len(found) >= expect or time.monotonic() > deadline:
+        found = sorted(page.events, key=lambda e: (e.occurred, events.EVENTS.index(e.event)))  # a cancel's withdrawals share its moment
+        if until(found):
             return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"events of {case_key} after {timeout} s: {[e.event for e in found]}")
         time.sleep(0.5)
 
 
@@ -182,7 +184,7 @@ def test_an_event_sent_twice_is_stored_once(prefect_server: PrefectServer) -> No
     assert events.emit(opened)
     EventsWorker.drain_all(timeout=30)
     time.sleep(6)  # the server persists events in batches (every 5 s): let a duplicate have its chance
-    found = read_events(prefect_server, f"aftercare.case.{case.key}", expect=2)
+    found = read_case_events(prefect_server, case.key, until=lambda stored: len(stored) >= 2)
     assert [(e.event, e.id) for e in found] == [("aftercare.case.opened", opened.id), ("aftercare.step.waiting", waiting.id)]
     stored = found[1]
     assert stored.resource.id == f"aftercare.case.{case.key}"
@@ -211,7 +213,7 @@ def test_inside_the_cases_run_prefect_adds_the_run_and_elsewhere_nothing_of_anot
     own_run = a_run(lambda run: events.case_opened(_subject(case, run), inputs={}), "own")
     other_run = a_run(lambda run: events.case_closed(_subject(case, own_run), outcome="done", closed_at=utc_now()), "other")
     EventsWorker.drain_all(timeout=30)
-    found = {e.event: e for e in read_events(prefect_server, f"aftercare.case.{case.key}", expect=2)}
+    found = {e.event: e for e in read_case_events(prefect_server, case.key, until=lambda stored: len(stored) >= 2)}
     own = found["aftercare.case.opened"]
     own_related = {r.id for r in own.related}
     assert f"prefect.flow-run.{own_run}" in own_related
