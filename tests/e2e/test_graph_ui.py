@@ -147,6 +147,7 @@ def test_the_case_artifact_draws_the_process_with_the_waiting_step_marked(
         expect(waiting).to_contain_text("customer-review")
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         browser_page.wait_for_load_state("networkidle")
+        expect(waiting).to_be_visible(timeout=60_000)  # drawn, not still behind the loading skeleton (the page renders twice)
         browser_page.screenshot(path=str(SCREENSHOTS / "graph-case-artifact-v2.png"), full_page=True)
         classes = _classes(browser_page)
         assert [entry.split()[0] for entry in classes["waiting"]] == [mermaid_id("customer-review")]
@@ -166,6 +167,8 @@ def test_the_case_artifact_draws_the_process_with_the_waiting_step_marked(
         browser_page.goto(f"{aftercare.server.ui_url}/v2/deployments/deployment/{deployment.id}", wait_until="domcontentloaded")
         browser_page.get_by_role("tab", name="Description").click()
         expect(browser_page.locator("svg g.node")).to_have_count(len(graph(spec).nodes), timeout=60_000)
+        browser_page.wait_for_load_state("networkidle")
+        expect(browser_page.locator("svg g.node").first).to_be_visible(timeout=60_000)
         assert browser_page.locator("svg g.node.waiting").count() == 0
         expect(browser_page.get_by_text("A change reviewed by engineering and the customer at once.")).to_be_visible()
         browser_page.screenshot(path=str(SCREENSHOTS / "graph-deployment-description-v2.png"), full_page=True)
