@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -181,13 +182,21 @@ def load_practices(path: Path, library: Library | None = None) -> PracticesSpec:
     Raises:
         DefinitionError: every problem of the file, each as FILE:LINE:COL: path: message.
     """
-    document = read_yaml(path)
-    spec: PracticesSpec = validate_shape(document, PracticesSpec)
+    stat = path.stat()
+    document, spec = _read_practices(path, stat.st_mtime_ns, stat.st_size)
     if library is not None:
         problems = _PracticesChecker(document, library).check(spec)
         if problems:
             raise DefinitionError(problems)
     return spec
+
+
+@lru_cache(maxsize=16)
+def _read_practices(path: Path, mtime_ns: int, size: int) -> tuple[SourceDocument, PracticesSpec]:
+    """The file parsed and its shape checked, once per version of it (YAML parsing is the slow part)."""
+    document = read_yaml(path)
+    spec: PracticesSpec = validate_shape(document, PracticesSpec)
+    return document, spec
 
 
 class _PracticesChecker:
@@ -289,7 +298,7 @@ def report_window(
     until = _utc(until) if until is not None else now
     since = _utc(since) if since is not None else until - timedelta(days=DEFAULT_DAYS)
     period = WEEK if until - since <= WEEKLY_UP_TO else MONTH
-    return MetricWindow(since=since, until=until, as_at=min(until, now), period=period, process=process)
+    return MetricWindow(since=since, until=until, as_at=min(until, now), period=period, process=process, current=until >= now)
 
 
 def build_report(
@@ -351,11 +360,12 @@ def build_report(
         "sources": list(dict.fromkeys(source.process for source in spec.satisfaction)),
     }
     report["risks"] = _risks(register, window, risk)
-    report["improvements"] = _improvements(register, window, spec.improvements, labels)
+    counts = _Counts(register.outcomes_by_period(window), register.steps_by_period(window), report["processes"], labels)
+    report["improvements"] = _improvements(counts, spec.improvements)
     report["quality"] = {"by_period": _means(register.field_by_period(window, _sources(spec.quality)), labels)}
     by_process = {name: figures["cancelled"] for name, figures in report["processes"].items() if figures["cancelled"]}
     report["cancellations"] = {"total": sum(by_process.values()), "by_process": by_process}
-    report["practices"] = _practices(register, window, spec, report["processes"], labels)
+    report["practices"] = _practices(register, window, spec, counts)
     return report
 
 
@@ -439,28 +449,50 @@ def _risks(register: Register, window: MetricWindow, risk: RiskSource | None) ->
     }
 
 
-def _improvements(register: Register, window: MetricWindow, spec: ImprovementSpec | None, labels: Sequence[str]) -> dict[str, Any]:
+class _Counts:
+    """Cases per period of opening, as the register grouped them: by outcome, by step entered, opened and closed."""
+
+    def __init__(
+        self,
+        outcomes: Mapping[tuple[str, str], Mapping[str, int]],
+        steps: Mapping[tuple[str, str, int], Mapping[str, int]],
+        processes: Mapping[str, Any],
+        labels: Sequence[str],
+    ) -> None:
+        self.outcomes, self.steps, self.processes, self.labels = outcomes, steps, processes, labels
+
+    def with_outcome(self, process: str, outcomes: Sequence[str]) -> dict[str, int]:
+        return {label: sum(self.outcomes.get((process, o), {}).get(label, 0) for o in outcomes) for label in self.labels}
+
+    def entered(self, process: str, step: str, times: int = 1) -> dict[str, int]:
+        groups = [n for (p, s, entered), n in self.steps.items() if p == process and s == step and entered >= times]
+        return {label: sum(n.get(label, 0) for n in groups) for label in self.labels}
+
+    def cases(self, process: str, key: str) -> dict[str, int]:
+        periods = self.processes.get(process, {}).get("by_period", {})
+        return {label: int(periods.get(label, {}).get(key, 0)) for label in self.labels}
+
+
+def _improvements(counts: _Counts, spec: ImprovementSpec | None) -> dict[str, Any]:
     if spec is None:
-        return {"adopted": 0, "replanned": 0, "other": 0, "by_period": {label: {"adopted": 0, "replanned": 0} for label in labels}}
-    adopted = register.cases_by_period(window, spec.process, outcomes=spec.adopted)
-    replanned = register.cases_by_period(window, spec.process, step=spec.replanned_step)
-    closed = register.cases_by_period(window, spec.process, closed=True)
+        return {"adopted": 0, "replanned": 0, "other": 0, "by_period": {label: {"adopted": 0, "replanned": 0} for label in counts.labels}}
+    adopted = counts.with_outcome(spec.process, spec.adopted)
+    replanned = counts.entered(spec.process, spec.replanned_step)
+    closed = counts.cases(spec.process, "closed")
     return {
         "adopted": sum(adopted.values()),
         "replanned": sum(replanned.values()),
         "other": sum(closed.values()) - sum(adopted.values()),
-        "by_period": {label: {"adopted": adopted.get(label, 0), "replanned": replanned.get(label, 0)} for label in labels},
+        "by_period": {label: {"adopted": adopted[label], "replanned": replanned[label]} for label in counts.labels},
     }
 
 
-def _practices(
-    register: Register, window: MetricWindow, spec: PracticesSpec, processes: Mapping[str, Any], labels: Sequence[str]
-) -> list[dict[str, Any]]:
+def _practices(register: Register, window: MetricWindow, spec: PracticesSpec, counts: _Counts) -> list[dict[str, Any]]:
     out = []
     for practice in sorted(spec.practices, key=lambda p: p.number):
         figures = []
         for figure in practice.figures:
-            by_period, total = _figure(register, window, figure, processes, labels)
+            by_period, total = _figure(register, window, figure, counts)
             figures.append(
                 {"label": figure.label, "process": figure.process, "unit": figure.shown_unit, "by_period": by_period, "total": total}
             )
@@ -469,10 +501,10 @@ def _practices(
 
 
 def _figure(
-    register: Register, window: MetricWindow, figure: FigureSpec, processes: Mapping[str, Any], labels: Sequence[str]
+    register: Register, window: MetricWindow, figure: FigureSpec, counts: _Counts
 ) -> tuple[dict[str, float | int | None], float | int | None]:
     """A figure per period and in total."""
-    name = figure.process
+    name, labels = figure.process, counts.labels
     if figure.measure in ("mean", "sum"):
         assert figure.step is not None and figure.field is not None
         values = register.field_by_period(window, [FieldSource(name, figure.step, figure.field)], figure.measure)
@@ -483,24 +515,21 @@ def _figure(
         count = sum(n for _, n in values.values())
         total = sum((mean or 0) * n for mean, n in values.values())
         return means, (round(total / count, 2) if count else None)
+    process = counts.processes.get(name, {})
     if figure.measure == "cycle-time":
-        periods = processes.get(name, {}).get("by_period", {})
-        return {label: periods.get(label, {}).get("cycle_time_median") for label in labels}, processes.get(name, {}).get("cycle_time", {}).get("median")
+        periods = process.get("by_period", {})
+        return {label: periods.get(label, {}).get("cycle_time_median") for label in labels}, process.get("cycle_time", {}).get("median")
     if figure.measure == "rate":
-        hits = register.cases_by_period(window, name, outcomes=figure.outcome)
-        closed = register.cases_by_period(window, name, closed=True)
-        rates = {label: _pct(hits.get(label, 0), closed.get(label, 0)) for label in labels}
-        return rates, _pct(sum(hits.values()), sum(closed.values()))
-    if figure.measure == "opened":
-        counts = register.cases_by_period(window, name)
-    elif figure.measure == "closed":
-        counts = register.cases_by_period(window, name, closed=True)
+        hits, closed = counts.with_outcome(name, figure.outcome), counts.cases(name, "closed")
+        return {label: _pct(hits[label], closed[label]) for label in labels}, _pct(sum(hits.values()), sum(closed.values()))
+    if figure.measure in ("opened", "closed"):
+        found = counts.cases(name, figure.measure)
     elif figure.measure == "outcome":
-        counts = register.cases_by_period(window, name, outcomes=figure.outcome)
+        found = counts.with_outcome(name, figure.outcome)
     else:
-        counts = register.cases_by_period(window, name, step=figure.step, min_visit=figure.visit)
-    by_period: dict[str, float | int | None] = {label: counts.get(label, 0) for label in labels}
-    return by_period, sum(counts.values())
+        assert figure.step is not None
+        found = counts.entered(name, figure.step, figure.visit)
+    return dict(found), sum(found.values())
 
 
 def _sources(sources: Sequence[FieldSourceSpec]) -> list[FieldSource]:

@@ -58,6 +58,8 @@ class MetricWindow:
         as_at: the moment states are read at: open, closed, overdue, idle (``until`` or now).
         period: ``month`` or ``week``: the buckets of ``by_period`` figures (UTC).
         process: only this process, or every one.
+        current: ``as_at`` is now, so no case closed after it: "open" is ``closed_at IS
+            NULL``, which the partial index of open cases answers.
     """
 
     since: datetime
@@ -65,6 +67,7 @@ class MetricWindow:
     as_at: datetime
     period: str = MONTH
     process: str | None = None
+    current: bool = False
 
     def __post_init__(self) -> None:
         if self.period not in PERIODS:
@@ -207,12 +210,22 @@ def _closed(window: MetricWindow) -> ColumnElement[bool]:
 
 
 def _open(window: MetricWindow) -> ColumnElement[bool]:
+    if window.current:
+        return Case.closed_at.is_(None)
     return or_(Case.closed_at.is_(None), Case.closed_at >= window.as_at)
 
 
 def _whole_step(step: str) -> ColumnElement[bool]:
     """A step's own rows and its ``for_each`` instances' (``step[1]``, ...)."""
-    return or_(StepRun.step_id == step, StepRun.step_id.like(step.replace("[", "") + "[%"))
+    return or_(StepRun.step_id == step, StepRun.step_id.like(step + "[%"))
+
+
+def _number_field(session: Session, name: str) -> tuple[ColumnElement[Any], ColumnElement[bool]]:
+    """A step result's field as a float, and the test that it holds a JSON number (text is never cast)."""
+    value = StepRun.result[name]
+    if session.get_bind().dialect.name == "postgresql":
+        return value.as_float(), func.jsonb_typeof(value) == "number"
+    return value.as_float(), func.json_type(StepRun.result, f'$."{name}"').in_(("integer", "real"))
 
 
 def _not_instance() -> ColumnElement[bool]:
@@ -263,7 +276,8 @@ def _members(roles: Mapping[str, Collection[str]]) -> Any:
         for role, people in roles.items()
         for person in people
     ]
-    return union_all(*rows).subquery("members") if len(rows) > 1 else rows[0].subquery("members")
+    # Materialized: SQLite would otherwise run the union again for every answer it joins.
+    return (union_all(*rows) if len(rows) > 1 else rows[0]).cte("members").prefix_with("MATERIALIZED")
 
 
 # --- the figures ----------------------------------------------------------------------------------
@@ -409,7 +423,8 @@ def people_time(session: Session, window: MetricWindow, human_steps: Mapping[str
 
 def _open_cases(window: MetricWindow) -> list[ColumnElement[bool]]:
     """Every case open at ``as_at``, whenever it opened (the backlog)."""
-    where = [Case.opened_at < window.as_at, _open(window)]
+    # At now no case opened later: leaving that test out lets the partial index of open cases serve.
+    where = [_open(window)] if window.current else [Case.opened_at < window.as_at, _open(window)]
     if window.process is not None:
         where.append(Case.process == window.process)
     return where
@@ -475,9 +490,8 @@ def approval_turnaround(
     session: Session, window: MetricWindow, roles: Mapping[str, Collection[str]]
 ) -> tuple[dict[str, Percentiles], dict[str, Percentiles]]:
     """Step entered → a person's answer, per person and per role (a person counts in each of their roles)."""
-    seconds = _seconds(session, StepRun.started_at, Approval.answered_at).label("d")
     base = (
-        select(Approval.person, seconds)
+        select(Approval.person, _seconds(session, StepRun.started_at, Approval.answered_at).label("d"))
         .join(StepRun, StepRun.id == Approval.step_run_id)
         .join(Case, Case.id == StepRun.case_id)
         .where(*_cohort(window), Approval.answered_at < window.as_at)
@@ -485,15 +499,10 @@ def approval_turnaround(
     people = {key[0]: value for key, value in _ranked(session, base, 1).items()}
     if not any(roles.values()):
         return people, {}
+    # Both sides materialized: the answers of the window once, then joined to the few members.
+    answers = base.cte("answers").prefix_with("MATERIALIZED")
     members = _members({role: people for role, people in roles.items() if people})
-    by_role = (
-        select(members.c.role, seconds)
-        .select_from(Approval)
-        .join(members, members.c.person == Approval.person)
-        .join(StepRun, StepRun.id == Approval.step_run_id)
-        .join(Case, Case.id == StepRun.case_id)
-        .where(*_cohort(window), Approval.answered_at < window.as_at)
-    )
+    by_role = select(members.c.role, answers.c.d).join(answers, answers.c.person == members.c.person)
     return people, {key[0]: value for key, value in _ranked(session, by_role, 1).items()}
 
 
@@ -532,10 +541,10 @@ def _aware(value: Any, session: Session) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _latest_rating(window: MetricWindow, risk: RiskSource) -> Any:
+def _latest_rating(session: Session, window: MetricWindow, risk: RiskSource) -> Any:
     """The last finished visit of the rating step of each open risk case: case id, likelihood, impact."""
-    likelihood = StepRun.result[risk.likelihood].as_float()
-    impact = StepRun.result[risk.impact].as_float()
+    likelihood, rated_likelihood = _number_field(session, risk.likelihood)
+    impact, rated_impact = _number_field(session, risk.impact)
     ranked = (
         select(
             StepRun.case_id,
@@ -550,8 +559,8 @@ def _latest_rating(window: MetricWindow, risk: RiskSource) -> Any:
             StepRun.step_id == risk.step,
             StepRun.finished_at.is_not(None),
             StepRun.finished_at < window.as_at,
-            likelihood.is_not(None),
-            impact.is_not(None),
+            rated_likelihood,
+            rated_impact,
         )
         .subquery()
     )
@@ -562,7 +571,7 @@ def risk_heatmap(session: Session, window: MetricWindow, risk: RiskSource) -> li
     """(likelihood, impact, open risks) of the open risk cases, by their latest rating."""
     if window.process not in (None, risk.process):
         return []
-    rated = _latest_rating(window, risk)
+    rated = _latest_rating(session, window, risk)
     statement = (
         select(rated.c.likelihood, rated.c.impact, func.count())
         .group_by(rated.c.likelihood, rated.c.impact)
@@ -593,7 +602,7 @@ def attention(
     for key, process, title, opened, run, due in session.execute(statement):
         found[key] = Attention(key, process, title, "overdue", _aware(due, session), opened, run)
     if risk is not None and window.process in (None, risk.process) and len(found) < limit:
-        rated = _latest_rating(window, risk)
+        rated = _latest_rating(session, window, risk)
         score = (rated.c.likelihood * rated.c.impact).label("score")
         statement = (
             select(*columns, rated.c.likelihood, rated.c.impact, score)
@@ -616,7 +625,7 @@ def open_risks(session: Session, window: MetricWindow, risk: RiskSource, *, limi
     """The open risk cases with their latest rating, highest score first: (key, title, likelihood, impact)."""
     if window.process not in (None, risk.process):
         return []
-    rated = _latest_rating(window, risk)
+    rated = _latest_rating(session, window, risk)
     score = rated.c.likelihood * rated.c.impact
     statement = (
         select(Case.key, Case.title, rated.c.likelihood, rated.c.impact)
@@ -643,7 +652,7 @@ def field_by_period(
     period = _period(session, window, Case.opened_at)
     parts = []
     for source in sources:
-        value = StepRun.result[source.field].as_float()
+        value, is_number = _number_field(session, source.field)
         parts.append(
             select(period.label("period"), value.label("value"))
             .join(StepRun, StepRun.case_id == Case.id)
@@ -653,7 +662,7 @@ def field_by_period(
                 _whole_step(source.step),
                 StepRun.finished_at.is_not(None),
                 StepRun.finished_at < window.as_at,
-                value.is_not(None),
+                is_number,
             )
         )
     values = (union_all(*parts) if len(parts) > 1 else parts[0]).subquery()
@@ -665,38 +674,37 @@ def field_by_period(
     }
 
 
-def cases_by_period(
-    session: Session,
-    window: MetricWindow,
-    process: str,
-    *,
-    outcomes: Collection[str] = (),
-    step: str | None = None,
-    min_visit: int = 1,
-    closed: bool = False,
-) -> dict[str, int]:
-    """Cohort cases of ``process`` per period of opening, narrowed as asked.
-
-    Args:
-        outcomes: only cases closed with one of these outcomes.
-        step: only cases that entered this step at least ``min_visit`` times.
-        closed: only cases closed at ``as_at``.
-    """
-    if window.process not in (None, process):
-        return {}
+def outcomes_by_period(session: Session, window: MetricWindow) -> dict[tuple[str, str], dict[str, int]]:
+    """Closed cohort cases per process, outcome and period of opening."""
     period = _period(session, window, Case.opened_at).label("period")
-    where = [*_cohort(window), Case.process == process]
-    if outcomes:
-        where += [_closed(window), Case.outcome.in_(list(outcomes))]
-    if closed:
-        where.append(_closed(window))
-    if step is not None:
-        visited = select(StepRun.case_id).where(
-            StepRun.step_id == step, StepRun.visit >= min_visit, StepRun.started_at < window.as_at
-        )
-        where.append(Case.id.in_(visited))
-    statement = select(period, func.count()).where(*where).group_by(period)
-    return {window.label(bucket): int(n) for bucket, n in session.execute(statement)}
+    statement = (
+        select(Case.process, Case.outcome, period, func.count())
+        .where(*_cohort(window), _closed(window), Case.outcome.is_not(None))
+        .group_by(Case.process, Case.outcome, period)
+    )
+    out: dict[tuple[str, str], dict[str, int]] = {}
+    for process, outcome, bucket, n in session.execute(statement):
+        out.setdefault((process, outcome), {})[window.label(bucket)] = int(n)
+    return out
+
+
+def steps_by_period(session: Session, window: MetricWindow) -> dict[tuple[str, str, int], dict[str, int]]:
+    """Cohort cases per process, step, visits (how often the case entered the step) and period of opening."""
+    period = _period(session, window, Case.opened_at)
+    entered = (
+        select(Case.process, StepRun.step_id, func.max(StepRun.visit).label("visits"), period.label("period"))
+        .join(StepRun, StepRun.case_id == Case.id)
+        .where(*_cohort(window), StepRun.started_at < window.as_at, _not_instance())
+        .group_by(Case.id, Case.process, StepRun.step_id, period)
+        .subquery()
+    )
+    statement = select(entered.c.process, entered.c.step_id, entered.c.visits, entered.c.period, func.count()).group_by(
+        entered.c.process, entered.c.step_id, entered.c.visits, entered.c.period
+    )
+    out: dict[tuple[str, str, int], dict[str, int]] = {}
+    for process, step, visits, bucket, n in session.execute(statement):
+        out.setdefault((process, step, int(visits)), {})[window.label(bucket)] = int(n)
+    return out
 
 
 class Metrics(Store):
@@ -794,16 +802,12 @@ class Metrics(Store):
         with self._read() as session:
             return field_by_period(session, window, sources, how)
 
-    def cases_by_period(
-        self,
-        window: MetricWindow,
-        process: str,
-        *,
-        outcomes: Collection[str] = (),
-        step: str | None = None,
-        min_visit: int = 1,
-        closed: bool = False,
-    ) -> dict[str, int]:
-        """Cohort cases of a process per period, narrowed by outcome, step visited, closed."""
+    def outcomes_by_period(self, window: MetricWindow) -> dict[tuple[str, str], dict[str, int]]:
+        """Closed cases per (process, outcome) and period."""
         with self._read() as session:
-            return cases_by_period(session, window, process, outcomes=outcomes, step=step, min_visit=min_visit, closed=closed)
+            return outcomes_by_period(session, window)
+
+    def steps_by_period(self, window: MetricWindow) -> dict[tuple[str, str, int], dict[str, int]]:
+        """Cases per (process, step, times entered) and period."""
+        with self._read() as session:
+            return steps_by_period(session, window)

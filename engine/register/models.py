@@ -65,6 +65,9 @@ class Case(Base):
         # `aftercare cases --status S --process P`.
         Index("ix_cases_status_process", "status", "process"),
         Index("ix_cases_process_status", "process", "status"),
+        # The report: cases opened in a window, overall and per process (migration 0004).
+        Index("ix_cases_opened_at", "opened_at"),
+        Index("ix_cases_process_opened_at", "process", "opened_at"),
         # SLA breaches of whole cases not escalated yet.
         Index(
             "ix_cases_sla_due_at",

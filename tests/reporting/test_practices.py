@@ -84,3 +84,12 @@ def test_every_practice_gets_a_figure_from_the_shipped_scenarios(register: Regis
         for figure in shown:
             assert any(value not in (None, 0) for value in figure["by_period"].values()), figure["label"]
     assert set(report["processes"]) == set(library.definitions)
+
+
+def test_docs_practices_lists_the_figures_of_the_file(library: Library) -> None:
+    text = (ROOT / "docs" / "practices.md").read_text(encoding="utf-8").split("## The figures of each practice", 1)[1]
+    rows = [line.split(" | ") for line in text.splitlines() if line.startswith("| ") and line[2].isdigit()]
+    practices = load_practices(PROCESSES / PRACTICES_FILE, library).practices
+    assert [(int(row[0][2:]), row[1]) for row in rows] == [(p.number, p.title) for p in practices]
+    for row, practice in zip(rows, practices):
+        assert row[2].rstrip(" |") == "; ".join(f"{f.label} (`{f.process}`)" for f in practice.figures)
