@@ -158,8 +158,14 @@ def load(
                     text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
                          f"(SELECT max(id) FROM {table}))")
                 )
-    # Fresh statistics (and, on PostgreSQL, a visibility map for index-only scans),
-    # as autovacuum would give a live database.
+    settle(engine)
+    return time.perf_counter() - started
+
+
+def settle(engine: Any) -> None:
+    """Fresh statistics (and, on PostgreSQL, a visibility map for index-only scans), as
+    autovacuum would give a live database; on SQLite the bulk load's WAL folded into the
+    database file, as its auto-checkpoint does in a live register."""
     if engine.dialect.name == "postgresql":
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             connection.exec_driver_sql("VACUUM ANALYZE")
@@ -167,10 +173,7 @@ def load(
         with engine.begin() as connection:
             connection.exec_driver_sql("ANALYZE")
         with engine.connect() as connection:
-            # Fold the bulk load's WAL into the database file, as SQLite's
-            # auto-checkpoint does in a live register.
             connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-    return time.perf_counter() - started
 
 
 def _insert(connection: Connection, model: type[Any], rows: list[dict[str, Any]]) -> None:

@@ -38,7 +38,7 @@ from aftercare.engine.register import Register, engine_for  # noqa: E402
 from aftercare.engine.register.models import Approval, AuditEvent, Case, KeyCounter, StepRun  # noqa: E402
 from aftercare.engine.spec import ChecklistStep, EndStep, HumanStepBase, ProcessSpec  # noqa: E402
 from aftercare.flows.reporting import build_report, outcomes_of  # noqa: E402
-from bench.bench_register_queries import _insert, postgresql_register, sqlite_register  # noqa: E402
+from bench.bench_register_queries import _insert, postgresql_register, settle, sqlite_register  # noqa: E402
 
 GOAL_S = 5.0
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc)
@@ -156,14 +156,7 @@ def load(url: str, rows: dict[type[Any], list[dict[str, Any]]]) -> float:
         if connection.dialect.name == "postgresql":
             for table in ("cases", "step_runs", "approvals", "audit_events"):
                 connection.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"))
-    if engine.dialect.name == "postgresql":
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-            connection.exec_driver_sql("VACUUM ANALYZE")
-    else:
-        with engine.begin() as connection:
-            connection.exec_driver_sql("ANALYZE")
-        with engine.connect() as connection:
-            connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    settle(engine)
     return time.perf_counter() - started
 
 

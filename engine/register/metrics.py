@@ -391,16 +391,14 @@ def reopened(session: Session, window: MetricWindow, verification: Mapping[str, 
 def first_answer(session: Session, window: MetricWindow) -> dict[str, Percentiles]:
     """Case opened → the first answer a person gave to any of its steps, per process."""
     first = (
-        select(StepRun.case_id, func.min(Approval.answered_at).label("at"))
+        select(Case.process, Case.opened_at, func.min(Approval.answered_at).label("at"))
+        .join(StepRun, StepRun.case_id == Case.id)
         .join(Approval, Approval.step_run_id == StepRun.id)
-        .group_by(StepRun.case_id)
+        .where(*_cohort(window), Approval.answered_at < window.as_at)
+        .group_by(Case.id, Case.process, Case.opened_at)
         .subquery()
     )
-    rows = (
-        select(Case.process, _seconds(session, Case.opened_at, first.c.at).label("d"))
-        .join(first, first.c.case_id == Case.id)
-        .where(*_cohort(window), first.c.at < window.as_at)
-    )
+    rows = select(first.c.process, _seconds(session, first.c.opened_at, first.c.at).label("d"))
     return {key[0]: value for key, value in _ranked(session, rows, 1).items()}
 
 
@@ -530,10 +528,10 @@ def last_touched(session: Session, window: MetricWindow, idle: timedelta, *, lim
         .order_by(latest.c.at, Case.key)
         .limit(limit)
     )
-    return [(key, process, title, _aware(at, session)) for key, process, title, at in session.execute(statement)]
+    return [(key, process, title, _aware(at)) for key, process, title, at in session.execute(statement)]
 
 
-def _aware(value: Any, session: Session) -> datetime:
+def _aware(value: Any) -> datetime:
     """A max() over timestamps: SQLite hands back text without a zone, PostgreSQL an aware datetime."""
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
@@ -600,7 +598,7 @@ def attention(
     found: dict[str, Attention] = {}
     statement = select(*columns, first_due.c.due).join(first_due, first_due.c.case_id == Case.id).order_by(first_due.c.due, Case.key).limit(limit)
     for key, process, title, opened, run, due in session.execute(statement):
-        found[key] = Attention(key, process, title, "overdue", _aware(due, session), opened, run)
+        found[key] = Attention(key, process, title, "overdue", _aware(due), opened, run)
     if risk is not None and window.process in (None, risk.process) and len(found) < limit:
         rated = _latest_rating(session, window, risk)
         score = (rated.c.likelihood * rated.c.impact).label("score")
