@@ -24,7 +24,7 @@ import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -89,7 +89,6 @@ class Subject:
     flow_run_id: str | None = None
     team: TeamSpec | None = None
     parent: str | None = None
-    extra: dict[str, str] = field(default_factory=dict)
 
     def person(self, person: str, role: str) -> dict[str, str]:
         """A person as a related resource in a role (``assignee``, ``answerer``, ``actor``)."""
@@ -169,7 +168,7 @@ def _payload(subject: Subject, step: str | None = None, visit: int | None = None
 def _event(kind: str, subject: Subject, occurred: datetime, related: list[dict[str, str]], payload: dict[str, Any], *id_parts: object) -> AftercareEvent:
     return AftercareEvent(
         event=kind,
-        resource={**case_resource(subject.case), **subject.extra},
+        resource=case_resource(subject.case),
         related=related,
         payload=payload,
         occurred=_moment(occurred),
