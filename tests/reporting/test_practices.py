@@ -93,3 +93,15 @@ def test_docs_practices_lists_the_figures_of_the_file(library: Library) -> None:
     assert [(int(row[0][2:]), row[1]) for row in rows] == [(p.number, p.title) for p in practices]
     for row, practice in zip(rows, practices):
         assert row[2].rstrip(" |") == "; ".join(f"{f.label} (`{f.process}`)" for f in practice.figures)
+
+
+def test_init_copies_it_and_the_copy_checks_against_the_copied_definitions(tmp_path: Path) -> None:
+    import argparse
+
+    from aftercare.flows.cli.init import init
+
+    folder = tmp_path / "ours"
+    assert init(argparse.Namespace(folder=str(folder))) == 0
+    copied = load_checked_library(folder)
+    assert practices_file(copied) == folder / PRACTICES_FILE
+    assert len(load_practices(folder / PRACTICES_FILE, copied).practices) == 17
