@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from aftercare.engine.answers import human_result
 from aftercare.engine.durations import due_after
