@@ -7,6 +7,7 @@ hand from them (nearest rank: the median is the ceil(n/2)-th value, p90 the ceil
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -125,6 +126,7 @@ def report(register: Register, library: Library) -> dict[str, Any]:
 
 
 def test_window_and_periods(report: dict[str, Any]) -> None:
+    assert json.loads(json.dumps(report)) == report  # plain JSON types only, on both backends
     assert report["since"] == "2026-10-01T00:00:00+00:00"
     assert report["until"] == "2026-12-01T00:00:00+00:00"
     assert report["generated_at"] == "2026-12-06T00:00:00+00:00"
