@@ -318,7 +318,7 @@ def build_report(
         library: the definitions (titles, people's steps) and the team (roles).
         since: the window's start (default: 90 days before ``until``).
         until: the window's end, exclusive (default: now).
-        process: only this process.
+        process: only this process (its id or its file's name).
         now: the moment the report is made (default: the clock).
         practices: the practices file (default: the library folder's, else the shipped one).
 
@@ -328,7 +328,7 @@ def build_report(
         ValueError: ``since`` is not before ``until``.
     """
     if process is not None:
-        library.get(process)  # a "did you mean" for a misspelt process
+        process = library.get(process).spec.process  # by id or file; a misspelt one gets a "did you mean"
     now = _utc(now) if now is not None else utc_now()
     window = report_window(since, until, process, now)
     spec = practices or load_practices(practices_file(library), library)

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from aftercare.engine.errors import NotFoundError
 from aftercare.engine.library import load_library
 from aftercare.engine.loader import Library
 from aftercare.engine.register import Register
@@ -268,3 +269,12 @@ def test_definitions_cover_every_key(report: dict[str, Any]) -> None:
     docs = (ROOT / "docs" / "report.md").read_text(encoding="utf-8")
     for key, sentence in report["definitions"].items():
         assert sentence in docs, key
+
+
+def test_a_process_by_file_and_a_misspelt_one(register: Register, library: Library) -> None:
+    fill(register)
+    by_file = build_report(register, library, since=SINCE, until=UNTIL, process="issue-resolution.yaml", now=UNTIL)
+    assert list(by_file["processes"]) == ["issue-resolution"] and by_file["processes"]["issue-resolution"]["opened"] == 4
+    assert by_file["approvals"]["people"]["li.na"]["answers"] == 3 and "zhang.wei" not in by_file["approvals"]["people"]
+    with pytest.raises(NotFoundError, match="did you mean 'issue-resolution'"):
+        build_report(register, library, since=SINCE, until=UNTIL, process="issue-resolutoin", now=UNTIL)
