@@ -185,10 +185,20 @@ def load_practices(path: Path, library: Library | None = None) -> PracticesSpec:
     stat = path.stat()
     document, spec = _read_practices(path, stat.st_mtime_ns, stat.st_size)
     if library is not None:
-        problems = _PracticesChecker(document, library).check(spec)
+        problems = _PracticesChecker(document, {name: item.spec for name, item in library.definitions.items()}).check(spec)
         if problems:
             raise DefinitionError(problems)
     return spec
+
+
+def practices_problems(path: Path, definitions: Mapping[str, ProcessSpec]) -> list[Problem]:
+    """Every problem of a practices file against these definitions (``aftercare validate``); none when it is right."""
+    try:
+        stat = path.stat()
+        document, spec = _read_practices(path, stat.st_mtime_ns, stat.st_size)
+    except DefinitionError as error:
+        return list(error.problems)
+    return _PracticesChecker(document, definitions).check(spec)
 
 
 @lru_cache(maxsize=16)
@@ -202,9 +212,9 @@ def _read_practices(path: Path, mtime_ns: int, size: int) -> tuple[SourceDocumen
 class _PracticesChecker:
     """The second pass: every name in practices.yaml exists in the definitions."""
 
-    def __init__(self, document: SourceDocument, library: Library) -> None:
+    def __init__(self, document: SourceDocument, definitions: Mapping[str, ProcessSpec]) -> None:
         self.document = document
-        self.specs = {name: item.spec for name, item in library.definitions.items()}
+        self.specs = dict(definitions)
         self.problems: list[Problem] = []
 
     def check(self, spec: PracticesSpec) -> list[Problem]:

@@ -26,6 +26,8 @@ def validate(args: argparse.Namespace) -> int:
         print(f"{path}:0:0: no such file or folder", file=sys.stderr)
     present = [p for p in paths if p.exists()]
     loaded, problems = check(present, template_sources(present))
+    if not problems:
+        problems = _practices_problems(present, loaded)
     for problem in problems:
         print(problem, file=sys.stderr)
     if problems or missing:
@@ -34,3 +36,20 @@ def validate(args: argparse.Namespace) -> int:
     teams = [p for p in present if p.is_file() and p.name == "team.yaml"]
     print(f"{len(loaded)} definition(s) valid" + (f", {len(teams)} team file(s) valid" if teams else ""))
     return 0
+
+
+def _practices_problems(paths: list[Path], loaded: dict[Path, Any]) -> list[Any]:
+    """The practices file of each folder given (or the file named), against that folder's definitions."""
+    from aftercare.engine.loader import PRACTICES_FILE
+    from aftercare.flows.reporting import practices_problems
+
+    files = {p / PRACTICES_FILE for p in paths if p.is_dir()} | {p for p in paths if p.is_file() and p.name == PRACTICES_FILE}
+    problems = []
+    for file in sorted(f for f in files if f.is_file()):
+        definitions = {d.spec.process: d.spec for path, d in loaded.items() if path.parent.resolve() == file.parent.resolve()}
+        if not definitions:  # the file named alone: the definitions beside it
+            from aftercare.engine.library import validate as check
+
+            definitions = {d.spec.process: d.spec for d in check([file.parent])[0].values()}
+        problems.extend(practices_problems(file, definitions))
+    return problems

@@ -105,3 +105,22 @@ def test_init_copies_it_and_the_copy_checks_against_the_copied_definitions(tmp_p
     copied = load_checked_library(folder)
     assert practices_file(copied) == folder / PRACTICES_FILE
     assert len(load_practices(folder / PRACTICES_FILE, copied).practices) == 17
+
+
+def test_validate_checks_the_practices_file_of_a_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+
+    from aftercare.flows.cli import main
+    from aftercare.flows.cli.init import init
+
+    folder = tmp_path / "ours"
+    init(argparse.Namespace(folder=str(folder)))
+    capsys.readouterr()
+    assert main(["validate", str(folder)]) == 0
+    practices = folder / PRACTICES_FILE
+    practices.write_text(practices.read_text(encoding="utf-8").replace("step: inspect, field: score}", "step: inspect, field: scores}", 1), encoding="utf-8")
+    for target in (folder, practices):
+        assert main(["validate", str(target)]) == 1
+        err = capsys.readouterr().err.splitlines()
+        assert err[0].startswith(f"{practices}:") and err[0].endswith("step 'inspect' of quality-improvement has no field 'scores'; did you mean 'score'?")
+        assert err[1:] == ["1 problem(s)"]
