@@ -94,6 +94,7 @@ def fill(register: Register) -> None:
     f = _open(register, "risk-response", "RSK", f0)
     _step(register, f, "assess", 1, f0, f0 + H, by="zhang.wei", result={"likelihood": 2, "impact": 3})
     _step(register, f, "assess", 2, f0 + D, f0 + D + 2 * H, by="zhang.wei", result={"likelihood": 3, "impact": 3})
+    register.audit(f, "case.commented", "li.na", detail="vendor answered", at=datetime(2026, 11, 28, 9, tzinfo=UTC))
     # Satisfaction: a survey in October (6), one in November (9), a visit in November (7).
     for opened, score, outcome in ((datetime(2026, 10, 1, 10, tzinfo=UTC), 6, "low-score"), (datetime(2026, 11, 3, 10, tzinfo=UTC), 9, "satisfied")):
         s = _open(register, "satisfaction-survey", "SAT", opened)
@@ -191,8 +192,7 @@ def test_stale_and_attention(report: dict[str, Any]) -> None:
     assert [(s["case"], s["last_touched"], s["idle_days"]) for s in report["stale"]] == [
         ("ISS-0003", "2026-10-15T10:00:00+00:00", 46.58),
         ("RSK-0001", "2026-11-10T10:00:00+00:00", 20.58),
-        ("RSK-0002", "2026-11-13T11:00:00+00:00", 17.54),
-    ]
+    ]  # RSK-0002 was commented on 11-28: touched 2.6 days before the end
     attention = report["attention"]
     assert [(a["case"], a["reason"]) for a in attention] == [("ISS-0003", "overdue"), ("RSK-0001", "risk"), ("RSK-0002", "risk")]
     assert attention[0]["due"] == "2026-10-17T10:00:00+00:00"  # resolve's due, before the case's (10-20)
