@@ -166,7 +166,7 @@ def captured_statements(url: str, report: Callable[[], object]) -> list[tuple[st
     seen: list[tuple[str, Any]] = []
 
     def keep(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
-        if statement.lstrip().upper().startswith(("SELECT", "WITH")):  # the queries, not BEGIN/COMMIT
+        if statement.lstrip().upper().startswith(("SELECT", "WITH", "SET")):  # the queries and settings, not BEGIN/COMMIT
             seen.append((statement, parameters))
 
     event.listen(engine, "before_cursor_execute", keep)
