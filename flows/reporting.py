@@ -9,7 +9,7 @@ practice's figures. ``docs/report.md`` defines every key, in the sentences of
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -174,6 +174,48 @@ def practices_file(library: Library) -> Path:
     if library.root is not None and (library.root / PRACTICES_FILE).is_file():
         return library.root / PRACTICES_FILE
     return shipped_folder() / PRACTICES_FILE
+
+
+def practices_for(library: Library) -> PracticesSpec:
+    """The practices a library's report shows.
+
+    A folder's own ``practices.yaml`` is checked strictly (a wrong name is an error). A folder
+    without one (a team with its own vocabulary) gets the shipped file fitted to it: only the
+    figures and sources whose processes, steps, fields and outcomes its definitions have.
+    """
+    path = practices_file(library)
+    if library.root is not None and path.parent == library.root:
+        return load_practices(path, library)
+    stat = path.stat()
+    document, spec = _read_practices(path, stat.st_mtime_ns, stat.st_size)
+    checker = _PracticesChecker(document, {name: item.spec for name, item in library.definitions.items()})
+
+    def fits(check: Callable[[], object]) -> bool:
+        before = len(checker.problems)
+        check()
+        return len(checker.problems) == before
+
+    def figure_fits(figure: FigureSpec) -> bool:
+        fitted = spec.model_copy(update={
+            "practices": (spec.practices[0].model_copy(update={"figures": (figure,)}),), "verification": {}, "satisfaction": (),
+            "quality": (), "risks": None, "improvements": None,
+        })
+        return fits(lambda: checker.check(fitted))
+
+    def part_fits(**update: Any) -> bool:
+        empty = {"practices": (), "verification": {}, "satisfaction": (), "quality": (), "risks": None, "improvements": None}
+        return fits(lambda: checker.check(spec.model_copy(update={**empty, **update})))
+
+    return spec.model_copy(update={
+        "practices": tuple(
+            practice.model_copy(update={"figures": tuple(f for f in practice.figures if figure_fits(f))}) for practice in spec.practices
+        ),
+        "verification": {p: steps for p, steps in spec.verification.items() if part_fits(verification={p: steps})},
+        "satisfaction": tuple(s for s in spec.satisfaction if part_fits(satisfaction=(s,))),
+        "quality": tuple(s for s in spec.quality if part_fits(quality=(s,))),
+        "risks": spec.risks if spec.risks is not None and part_fits(risks=spec.risks) else None,
+        "improvements": spec.improvements if spec.improvements is not None and part_fits(improvements=spec.improvements) else None,
+    })
 
 
 def load_practices(path: Path, library: Library | None = None) -> PracticesSpec:
@@ -341,7 +383,7 @@ def build_report(
         process = library.get(process).spec.process  # by id or file; a misspelt one gets a "did you mean"
     now = _utc(now) if now is not None else utc_now()
     window = report_window(since, until, process, now)
-    spec = practices or load_practices(practices_file(library), library)
+    spec = practices or practices_for(library)
     human = human_steps(library)
     labels = window.labels()
     report: dict[str, Any] = {
