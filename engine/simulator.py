@@ -23,7 +23,7 @@ from .router import IMPLICIT_OUTCOME, TIMEOUT
 from .runner import run_case
 from .spec import HumanStep, NotifyStep, ProcessSpec, RecordStep, StartStep, StepSpec
 from .team import TeamSpec
-from .waiting import Event, Unit, Waiting
+from .waiting import Event, Unit, Waiting, unit_row
 
 SIMULATION_START = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
 """Where the simulated clock starts unless told otherwise (a Monday morning)."""
@@ -87,6 +87,10 @@ class SimulationResult:
     late: list[tuple[str, int, Submission]] = field(default_factory=list)
     """Scripted answers that came after a due with ``on_timeout``: refused, the step timed out."""
     visits: list[tuple[str, int, dict[str, Any], datetime, datetime]] = field(default_factory=list)
+    answer_rows: list[str] = field(default_factory=list)
+    """The register row each of ``answers`` went to: its step's id, or ``step[2]`` for a ``for_each`` instance."""
+    plans: dict[tuple[str, int], HumanPlan] = field(default_factory=dict)
+    """The plan of each human step visit and ``for_each`` instance, by (register row, visit): who may answer, due."""
 
     @property
     def path(self) -> list[str]:
@@ -183,6 +187,8 @@ class Simulator:
 
     def begin(self, case: CaseState, step: StepSpec, visit: int, plan: HumanPlan | None) -> None:
         self._started_at[(step.id, visit)] = self.clock
+        if plan is not None and self.result is not None:
+            self.result.plans[(step.id, visit)] = plan
 
     def complete(self, case: CaseState, step: StepSpec, visit: int, result: dict[str, Any]) -> dict[str, Any]:
         assert self.result is not None
@@ -196,7 +202,10 @@ class Simulator:
         return 0.0  # a simulation never replays
 
     def waits(self, case: CaseState, waiting: Waiting) -> None:
-        pass
+        if self.result is not None:
+            for unit in waiting.units or ():
+                if unit.plan is not None:
+                    self.result.plans.setdefault((unit_row(waiting.step.id, unit.index), waiting.visit), unit.plan)
 
     def withdraw(self, case: CaseState, waiting: Waiting, unit: Unit | None, reason: str) -> None:
         pass
@@ -300,6 +309,7 @@ class Simulator:
         key = (step.id, waiting.visit, target.index if target is not None else None)
         self._taken.setdefault(key, []).append(answer)
         self.result.answers.append((step.id, waiting.visit, answer))
+        self.result.answer_rows.append(unit_row(step.id, target.index if target is not None else None))
         decided = decide(step, self._taken[key], due_at=plan.due_at, now=self.clock)
         if decided is None:
             return None

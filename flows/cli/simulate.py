@@ -50,11 +50,14 @@ def simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def record_simulation(result: Any, definition: Any, register: Any = None) -> str:
-    """Write a simulated case to the register like a real one: the case, its steps, answers and (as audit events, never sent) its messages.
+def record_simulation(result: Any, definition: Any, register: Any = None, *, actor: str = SIMULATED) -> str:
+    """Write a simulated case to the register as a served run writes it: the case, its step visits (with who may
+    answer and the due), each ``for_each`` instance as its own row, every answer, and (as audit events, never sent)
+    its messages.
 
     The case is marked ``simulated`` in its fields so it is never mistaken for real work;
-    each human step is decided by the engine's one rule, as in the simulation.
+    each human step is decided by the engine's one rule, as in the simulation. Timings are
+    the simulated clock's.
 
     Returns:
         The case's key in the register.
@@ -66,37 +69,47 @@ def record_simulation(result: Any, definition: Any, register: Any = None) -> str
     register = register or Register()
     spec = definition.spec
     case = result.case
-    register.save_definition(definition.digest, spec.process, spec.version, definition.path.read_text(encoding="utf-8"))
+    register.save_definition(definition.digest, spec.process, spec.version, Path(definition.path).read_text(encoding="utf-8"))
     record = register.open_case(
         process=spec.process, version=spec.version, definition_hash=definition.digest, key_prefix=spec.key,
-        title=case.title, inputs=case.inputs, due_at=case.due_at, opened_at=case.opened_at, actor=SIMULATED,
+        title=case.title, inputs=case.inputs, due_at=case.due_at, opened_at=case.opened_at, actor=actor,
     )
     key = record.key
-    register.update_case(key, fields={**case.fields, SIMULATED: True}, actor=SIMULATED, at=case.opened_at)
+    register.update_case(key, fields={**case.fields, SIMULATED: True}, actor=actor, at=case.opened_at)
     for step_id, visit, step_result, started_at, finished_at in result.visits:
         step = spec.step(step_id)
-        register.begin_step(key, step_id, visit, started_at=started_at)
+        plan = result.plans.get((step_id, visit))
+        register.begin_step(
+            key, step_id, visit, started_at=started_at, due_at=plan.due_at if plan else None, eligible=plan.eligible if plan else ()
+        )
         if is_human(step):
-            for answered_step, answered_visit, answer in result.answers:
+            for (answered_step, answered_visit, answer), row in zip(result.answers, result.answer_rows):
                 if (answered_step, answered_visit) != (step_id, visit):
                     continue
+                at = answer.answered_at or finished_at
+                if row != step_id and register.step_run(key, row, visit) is None:
+                    unit_plan = result.plans.get((row, visit), plan)
+                    register.begin_step(
+                        key, row, visit, started_at=unit_plan.started_at if unit_plan else started_at,
+                        due_at=unit_plan.due_at if unit_plan else None, eligible=unit_plan.eligible if unit_plan else (),
+                    )
 
-                def decided(rows: list[Any], step: Any = step, at: Any = answer.answered_at or finished_at) -> dict[str, Any] | None:
+                def decided(rows: list[Any], step: Any = step, at: Any = at) -> dict[str, Any] | None:
                     return decide(step, from_rows(rows), due_at=None, now=at)
 
                 register.answer(
-                    key, step_id, visit, person=answer.by, decision=answer.decision, comment=answer.comment,
-                    fields=dict(answer.fields), answered_at=answer.answered_at or finished_at, decide=decided,
+                    key, row, visit, person=answer.by, decision=answer.decision, comment=answer.comment,
+                    fields=dict(answer.fields), answered_at=at, decide=decided,
                 )
         register.complete_step(key, step_id, visit, step_result, finished_at, started_at=started_at)
     for message in result.messages:
         register.audit(
-            key, "message.simulated", SIMULATED,
+            key, "message.simulated", actor,
             after={"step": message.step, "visit": message.visit, "to": message.recipients, "kind": message.kind},
             detail=message.subject, at=message.at,
         )
     for started in result.started:
-        register.audit(key, "case.simulated_start", SIMULATED, after={"process": started.process, "inputs": started.inputs}, detail=started.key)
+        register.audit(key, "case.simulated_start", actor, after={"process": started.process, "inputs": started.inputs}, detail=started.key)
     if case.outcome:
-        register.close_case(key, case.outcome, at=result.visits[-1][4] if result.visits else case.opened_at, actor=SIMULATED)
+        register.close_case(key, case.outcome, at=result.visits[-1][4] if result.visits else case.opened_at, actor=actor)
     return str(key)

@@ -60,7 +60,7 @@ def fill_from_scenarios(register: Register, folder: Path = PROCESSES) -> FilledR
         loaded = library.definitions[name]
         for index in range(simulate.count(name)):
             result = simulate(name, index, moment)
-            key = record(register, loaded, result, eligible=ELIGIBLE)
+            key = record(register, loaded, result)
             filled.closed.append(key)
             filled.closed_at[key] = result.visits[-1][4] if result.visits else result.case.opened_at
             filled.processes.add(name)
@@ -113,7 +113,7 @@ def _left_open(register: Register, library: Any, result: SimulationResult, waiti
     partial.case = copy.copy(result.case)
     partial.case.outcome = None
     partial.visits = result.visits[:cut]
-    key = record(register, loaded, partial, eligible=ELIGIBLE)
+    key = record(register, loaded, partial)
     step_id, visit, _result, started_at, _finished = result.visits[cut]
     step = spec.step(step_id)
     due = due_after(started_at, step.due) if getattr(step, "due", None) else started_at + timedelta(hours=8)
