@@ -595,11 +595,11 @@ def _means(values: Mapping[str, tuple[float | None, int]], labels: Sequence[str]
 def _attention(item: Attention, window: MetricWindow) -> dict[str, Any]:
     if item.reason == "overdue":
         assert item.due is not None
-        detail = f"due {item.due.isoformat()}, passed {_days(window.as_at - item.due)} days ago"
+        detail = f"overdue by {_days(window.as_at - item.due):.1f} days"
     elif item.reason == "risk":
         detail = f"risk score {item.score} (likelihood {item.likelihood} × impact {item.impact})"
     else:
-        detail = f"open for {_days(window.as_at - item.opened)} days"
+        detail = f"open for {_days(window.as_at - item.opened):.1f} days"
     return {
         "case": item.key,
         "process": item.process,

@@ -197,6 +197,7 @@ def test_stale_and_attention(report: dict[str, Any]) -> None:
     assert [(a["case"], a["reason"]) for a in attention] == [("ISS-0003", "overdue"), ("RSK-0001", "risk"), ("RSK-0002", "risk")]
     assert attention[0]["due"] == "2026-10-17T10:00:00+00:00"  # resolve's due, before the case's (10-20)
     assert attention[0]["age_days"] == 46.62
+    assert attention[0]["detail"] == "overdue by 44.6 days"  # 10-17 10:00 → 12-01 00:00
     assert attention[1]["detail"] == "risk score 20 (likelihood 4 × impact 5)"
     assert attention[0]["link"] is None  # no flow run
 
