@@ -235,12 +235,12 @@ def main(argv: list[str] | None = None) -> int:
                 table.append((backend, label, whole, plain, len(statements)))
             register.close()
 
-    print(f"\n{'backend':<11} {'window':<22} {'build_report s':>14} {'plain SQL s':>12} {'ratio':>6} {'queries':>8}  goal < {GOAL_S:.0f} s")
+    print(f"\n{'backend':<11} {'window':<22} {'build_report s':>14} {'plain SQL s':>12} {'ratio':>6} {'statements':>10}  goal < {GOAL_S:.0f} s")
     slow = False
     for backend, label, whole, plain, count in table:
         slow |= whole >= GOAL_S
         verdict = "ok" if whole < GOAL_S else "SLOW"
-        print(f"{backend:<11} {label:<22} {whole:>14.2f} {plain:>12.2f} {whole / plain:>6.2f} {count:>8}  {verdict}")
+        print(f"{backend:<11} {label:<22} {whole:>14.2f} {plain:>12.2f} {whole / plain:>6.2f} {count:>10}  {verdict}")
     return 1 if slow else 0
 
 
