@@ -407,20 +407,53 @@ def first_answer(session: Session, window: MetricWindow) -> dict[str, Percentile
 
 
 def people_time(session: Session, window: MetricWindow, human_steps: Mapping[str, Collection[str]]) -> dict[str, tuple[float, float]]:
-    """(people, automatic) seconds per process: the finished step visits of closed cases, summed."""
-    human = _human(human_steps)
-    seconds = _seconds(session, StepRun.started_at, StepRun.finished_at)
-    statement = (
+    """(people, automatic) seconds per process over the closed cases.
+
+    People: the time at least one step waited on people, counted once while parallel steps
+    overlap (the finished step visits' intervals merged per case: gaps and islands).
+    Automatic: the rest of each case's life (opened → closed minus the people's time).
+    """
+    visits = (
         select(
-            Case.process,
-            func.sum(case((human, seconds), else_=0.0)),
-            func.sum(case((human, 0.0), else_=seconds)),
+            StepRun.case_id.label("case_id"),
+            StepRun.id.label("visit_id"),
+            StepRun.started_at.label("s"),
+            StepRun.finished_at.label("e"),
+            func.max(StepRun.finished_at)
+            .over(partition_by=StepRun.case_id, order_by=(StepRun.started_at, StepRun.id), rows=(None, -1))
+            .label("reach"),
         )
-        .join(StepRun, StepRun.case_id == Case.id)
-        .where(*_finished_cases(window), StepRun.finished_at.is_not(None), StepRun.status != STEP_WITHDRAWN, _not_instance())
+        .join(Case, StepRun.case_id == Case.id)
+        .where(*_finished_cases(window), StepRun.finished_at.is_not(None), StepRun.status != STEP_WITHDRAWN, _not_instance(),
+               _human(human_steps))
+        .subquery()
+    )
+    starts_island = case((or_(visits.c.reach.is_(None), visits.c.s > visits.c.reach), 1), else_=0)
+    numbered = select(
+        visits.c.case_id, visits.c.s, visits.c.e,
+        func.sum(starts_island).over(partition_by=visits.c.case_id, order_by=(visits.c.s, visits.c.visit_id)).label("island"),
+    ).subquery()
+    islands = (
+        select(numbered.c.case_id, func.min(numbered.c.s).label("s"), func.max(numbered.c.e).label("e"))
+        .group_by(numbered.c.case_id, numbered.c.island)
+        .subquery()
+    )
+    per_case = (
+        select(islands.c.case_id, func.sum(_seconds(session, islands.c.s, islands.c.e)).label("people"))
+        .group_by(islands.c.case_id)
+        .subquery()
+    )
+    statement = (
+        select(Case.process, func.sum(func.coalesce(per_case.c.people, 0.0)), func.sum(_seconds(session, Case.opened_at, Case.closed_at)))
+        .outerjoin(per_case, per_case.c.case_id == Case.id)
+        .where(*_finished_cases(window))
         .group_by(Case.process)
     )
-    return {process: (_number(p) or 0.0, _number(a) or 0.0) for process, p, a in session.execute(statement)}
+    out: dict[str, tuple[float, float]] = {}
+    for process, people, life in session.execute(statement):
+        waited = _number(people) or 0.0
+        out[process] = (waited, max(0.0, (_number(life) or 0.0) - waited))
+    return out
 
 
 def _open_cases(window: MetricWindow) -> list[ColumnElement[bool]]:

@@ -279,3 +279,21 @@ def test_a_process_by_file_and_a_misspelt_one(register: Register, library: Libra
     assert by_file["approvals"]["people"]["li.na"]["answers"] == 3 and "zhang.wei" not in by_file["approvals"]["people"]
     with pytest.raises(NotFoundError, match="did you mean 'issue-resolution'"):
         build_report(register, library, since=SINCE, until=UNTIL, process="issue-resolutoin", now=UNTIL)
+
+
+def test_parallel_steps_waiting_on_people_count_their_overlap_once(register: Register, library: Library) -> None:
+    """change-request: both approvals wait side by side (2 h and 5 h, overlapping 2 h): people 1 h + 5 h, not 1 + 2 + 5."""
+    key = _open(register, "change-request", "CHG", T)
+    _step(register, key, "assess", 1, T, T + H, by="wang.fang")
+    _step(register, key, "approvals", 1, T + H, T + H)
+    _step(register, key, "pm-approval", 1, T + H, T + 3 * H, by="zhang.wei", decision="approve")
+    _step(register, key, "customer-approval", 1, T + H, T + 6 * H, by="huang.lei", decision="approve")
+    _step(register, key, "approved", 1, T + 6 * H, T + 6 * H)
+    _step(register, key, "tell-done", 1, T + 7 * H, T + 7 * H + 60 * timedelta(seconds=1))
+    register.close_case(key, "implemented", at=T + 8 * H)
+
+    figures = build_report(register, library, since=SINCE, until=UNTIL, process="change-request", now=UNTIL)["processes"]["change-request"]
+
+    assert figures["cycle_time"] == {"median": 28800, "p90": 28800}
+    assert figures["people_time"] == 6 * 3600  # 09–10 assess, 10–15 both approvals (merged)
+    assert figures["automatic_time"] == 2 * 3600  # the rest of the 8 h
