@@ -162,22 +162,26 @@ def _folder(tmp_path: Path) -> Path:
     return folder
 
 
-def _forms(aftercare: Aftercare, case_key: str, count: int, timeout: float = 90.0) -> dict[str, Any]:
-    """The case's form runs by step, once ``count`` of them are suspended with their form."""
+def _forms(aftercare: Aftercare, case_run: uuid.UUID, count: int, timeout: float = 90.0) -> dict[str, Any]:
+    """The case's form runs by step, once ``count`` of them are suspended with their form.
+
+    Found by the case's run, not its key: every test's register has a ``PAR-0001``, and a
+    failed test's forms may still wait on the shared Prefect server.
+    """
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
 
     found: dict[str, Any] = {}
 
     def ready() -> bool:
         with aftercare.server.client() as client:
-            runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[f"form-of:{case_key}"])), limit=50)
+            runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[f"forms-of:{case_run}"])), limit=50)
         found.clear()
         for run in runs:
             if run.state is not None and run.state.name == "Suspended" and run.state.state_details.run_input_keyset:
                 found[run.name.split(" · ", 1)[1]] = run
         return len(found) >= count
 
-    wait_until(ready, timeout, f"{count} suspended form runs of {case_key}", aftercare.log_tail)
+    wait_until(ready, timeout, f"{count} suspended form runs of the case run {case_run}", aftercare.log_tail)
     return found
 
 
@@ -200,7 +204,7 @@ def test_parallel_approvals_answered_in_the_ui_in_reverse_order(
     with aftercare.serve():
         run_id = aftercare.start("par-reviews", {"title": "Upgrade to 4.2"})
         key = aftercare.case_of(run_id).key
-        forms = _forms(aftercare, key, 2)
+        forms = _forms(aftercare, run_id, 2)
         assert set(forms) == {"Engineering review of Upgrade to 4.2", "Customer review of Upgrade to 4.2"}
         _suspended(aftercare, run_id)  # no process held: the case's run and both forms are suspended
         by_step = {"customer-review": forms["Customer review of Upgrade to 4.2"], "tech-review": forms["Engineering review of Upgrade to 4.2"]}
@@ -258,7 +262,7 @@ def test_an_any_join_withdraws_the_slower_branch_and_its_form(
     with aftercare.serve():
         run_id = aftercare.start("par-first", {"title": "Fan for PLC-3"})
         key = aftercare.case_of(run_id).key
-        forms = _forms(aftercare, key, 2)
+        forms = _forms(aftercare, run_id, 2)
         _answer(aftercare, key, "warehouse-b", "li.na", "bin=B-07")
         final = aftercare.wait_final(run_id)
         slower = forms["warehouse-a"]
@@ -288,7 +292,7 @@ def test_three_waiting_steps_survive_a_kill_of_serve(aftercare_env: Callable[...
     with aftercare.serve() as served:
         run_id = aftercare.start("par-three", {"title": "Quarterly"})
         key = aftercare.case_of(run_id).key
-        _forms(aftercare, key, 3)
+        _forms(aftercare, run_id, 3)
         _suspended(aftercare, run_id)
         kill_group(served.process)
     with aftercare.serve():
@@ -314,7 +318,7 @@ def test_a_parallel_case_cancelled_in_the_prefect_ui(
     with aftercare.serve():
         run_id = aftercare.start("par-reviews", {"title": "Wrong project"})
         key = aftercare.case_of(run_id).key
-        forms = _forms(aftercare, key, 2)
+        forms = _forms(aftercare, run_id, 2)
         _suspended(aftercare, run_id)
         prefect_ui_v2.cancel_run(browser_page, aftercare.server.ui_url, run_id)
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -344,7 +348,7 @@ def test_one_form_per_stakeholder_served(aftercare_env: Callable[..., Aftercare]
     with aftercare.serve():
         run_id = aftercare.start("par-scores", {"title": "Project evaluation", "stakeholders": ["li.na", "huang.lei"]})
         key = aftercare.case_of(run_id).key
-        forms = _forms(aftercare, key, 2)
+        forms = _forms(aftercare, run_id, 2)
         assert set(forms) == {"Score of li.na", "Score of huang.lei"}
         _answer(aftercare, key, "score", "huang.lei", "score=4")
         _answer(aftercare, key, "score", "li.na", "score=5")
