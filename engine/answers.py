@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from . import expressions
-from .durations import due_after
+from .durations import WorkingTime, due_after
 from .errors import AnswerError
 from .router import TIMEOUT, eligible_people, resolve_recipients
 from .spec import ApprovalStep, ChecklistStep, HumanStep
@@ -45,6 +45,7 @@ def plan_human_step(
     started_at: datetime,
     due_at: datetime | None = None,
     eligible: Sequence[str] | None = None,
+    calendar: WorkingTime | None = None,
 ) -> HumanPlan:
     """The plan of a human step visit (the one builder: the runner, escalations and reminders call it).
 
@@ -56,6 +57,7 @@ def plan_human_step(
         due_at: its deadline; by default ``started_at`` plus the step's ``due``.
         eligible: the people recorded when the visit began (the register's); by default
             the step's assignee rendered now.
+        calendar: the process's business calendar, which a ``due`` such as ``4bh`` counts on.
 
     Raises:
         StepError: a title, description or reference fails to render, or names nobody of the team.
@@ -63,7 +65,7 @@ def plan_human_step(
     escalate = step.escalate_to
     references = (escalate,) if isinstance(escalate, str) else tuple(escalate or ())
     if due_at is None and step.due:
-        due_at = due_after(started_at, step.due)
+        due_at = due_after(started_at, step.due, calendar)
     return HumanPlan(
         eligible=tuple(eligible) if eligible is not None else eligible_people(step, team, scope),
         title=expressions.render(step.title, dict(scope)) if step.title else step.id,
