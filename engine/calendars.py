@@ -14,6 +14,7 @@ from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
+from .clock import UTC
 from .durations import MAX_DURATION, is_business
 from .spec import ProcessSpec
 from .holiday_data import country_year
@@ -73,12 +74,12 @@ class BusinessCalendar:
         return moment.astimezone(self.zone)
 
     def _intervals(self, start: datetime) -> Iterator[tuple[datetime, datetime]]:
-        """Working intervals (aware, this zone) that end after ``start``, in order."""
+        """Working intervals (in UTC, so spans are elapsed time even across a DST change) that end after ``start``, in order."""
         day = self.local(start).date()
         for _ in range(_SCAN_DAYS):
             midnight = datetime.combine(day, time(0), tzinfo=self.zone)
             for begin, end in self.spans_on(day):
-                opens, closes = _at(midnight, begin), _at(midnight, end)
+                opens, closes = _at(midnight, begin).astimezone(UTC), _at(midnight, end).astimezone(UTC)
                 if closes > start:
                     yield max(opens, start), closes
             day += timedelta(days=1)
@@ -95,7 +96,7 @@ class BusinessCalendar:
         if left <= timedelta(0):
             return start
         for begin, end in self._intervals(start):
-            span = end - begin  # both in one zone: wall-clock minutes, and a working span never holds a DST change
+            span = end - begin
             if left <= span:
                 return (begin + left).astimezone(start.tzinfo)
             left -= span
@@ -137,7 +138,7 @@ class BusinessCalendar:
         for begin, closes in self._intervals(start):
             if begin >= end:
                 break
-            total += min(closes, end.astimezone(self.zone)) - begin
+            total += min(closes, end) - begin
         return total
 
 

@@ -92,6 +92,8 @@ class SimulationResult:
     """The register row each of ``answers`` went to: its step's id, or ``step[2]`` for a ``for_each`` instance."""
     plans: dict[tuple[str, int], HumanPlan] = field(default_factory=dict)
     """The plan of each human step visit and ``for_each`` instance, by (register row, visit): who may answer, due."""
+    opened_due: datetime | None = None
+    """The case's due when it opened (``sla.due``); ``case.due_at`` is where it ended after ``due_moves``."""
     due_moves: list[tuple[str, int, datetime]] = field(default_factory=list)
     """Each move of the case's due (``sla.pause_while``): the step whose wait stopped the clock, its visit, the new due."""
 
@@ -173,7 +175,7 @@ class Simulator:
             opened_at=self.clock,
             due_at=opened.due_at,
         )
-        self.result = SimulationResult(case)
+        self.result = SimulationResult(case, opened_due=opened.due_at)
         run_case(self.spec, self.team, self, case)
         return self.result
 

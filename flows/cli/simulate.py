@@ -99,7 +99,7 @@ def record_simulation(result: Any, definition: Any, register: Any = None, *, act
     register.save_definition(definition.digest, spec.process, spec.version, Path(definition.path).read_text(encoding="utf-8"))
     record = register.open_case(
         process=spec.process, version=spec.version, definition_hash=definition.digest, key_prefix=spec.key,
-        title=case.title, inputs=case.inputs, due_at=case.due_at, opened_at=case.opened_at, actor=actor,
+        title=case.title, inputs=case.inputs, due_at=result.opened_due, opened_at=case.opened_at, actor=actor,
     )
     key = record.key
     register.update_case(key, fields={**case.fields, SIMULATED: True}, actor=actor, at=case.opened_at)
@@ -129,6 +129,9 @@ def record_simulation(result: Any, definition: Any, register: Any = None, *, act
                     fields=dict(answer.fields), answered_at=at, decide=decided,
                 )
         register.complete_step(key, step_id, visit, step_result, finished_at, started_at=started_at)
+        for moved_step, moved_visit, due_at in result.due_moves:
+            if (moved_step, moved_visit) == (step_id, visit):  # sla.pause_while: the clock stood still while it waited
+                register.update_case(key, due_at=due_at, actor=actor, at=finished_at)
     for message in result.messages:
         register.audit(
             key, "message.simulated", actor,
