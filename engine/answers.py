@@ -14,7 +14,8 @@ from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from . import expressions
-from .durations import WorkingTime, due_after
+from .calendars import BusinessCalendar, shown_in
+from .durations import due_after
 from .errors import AnswerError
 from .router import TIMEOUT, eligible_people, resolve_recipients
 from .spec import ApprovalStep, ChecklistStep, HumanStep
@@ -35,6 +36,13 @@ class HumanPlan:
     started_at: datetime
     due_at: datetime | None
     escalate_to: tuple[str, ...]
+    calendar: BusinessCalendar | None = None
+    """The process's business calendar: its ``due`` counted there, and shown in its time zone."""
+
+    @property
+    def due_shown(self) -> str | None:
+        """The due as people read it: in the calendar's time zone (``2026-09-28 14:30 Asia/Shanghai``), else UTC."""
+        return shown_in(self.due_at, self.calendar) if self.due_at is not None else None
 
 
 def plan_human_step(
@@ -45,7 +53,7 @@ def plan_human_step(
     started_at: datetime,
     due_at: datetime | None = None,
     eligible: Sequence[str] | None = None,
-    calendar: WorkingTime | None = None,
+    calendar: BusinessCalendar | None = None,
 ) -> HumanPlan:
     """The plan of a human step visit (the one builder: the runner, escalations and reminders call it).
 
@@ -73,6 +81,7 @@ def plan_human_step(
         started_at=started_at,
         due_at=due_at,
         escalate_to=tuple(resolve_recipients(references, team, scope)),
+        calendar=calendar,
     )
 
 

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from . import expressions, router
 from .answers import HumanPlan, plan_human_step
-from .calendars import calendar_of, moved_due
+from .calendars import BusinessCalendar, calendar_of, moved_due
 from .case import CaseState
 from .durations import WorkingTime, due_after
 from .errors import StepError
@@ -370,12 +370,12 @@ def _gathered_now(waiting: Waiting) -> dict[str, Any]:
 
 
 def _together(
-    step: HumanStep, units: list[Unit], team: TeamSpec, scope: dict[str, Any], start: datetime, calendar: WorkingTime | None
+    step: HumanStep, units: list[Unit], team: TeamSpec, scope: dict[str, Any], start: datetime, calendar: BusinessCalendar | None
 ) -> HumanPlan:
     """A ``for_each`` step's plan as a whole: every instance's people, its due."""
     people = list(dict.fromkeys(person for unit in units if unit.plan for person in unit.plan.eligible))
     return plan_human_step(step, team, {**scope, "item": None}, started_at=start, eligible=people, calendar=calendar) if units else HumanPlan(
-        (), step.id, "", start, None, ()
+        (), step.id, "", start, None, (), calendar
     )
 
 

@@ -103,7 +103,12 @@ def case_scope(register: Register, case: CaseRecord, now: datetime, *, api_url: 
 
 
 def human_plan(
-    team: TeamSpec, scope: Mapping[str, Any], step: HumanStep, run: StepRunRecord, register: Register | None = None
+    team: TeamSpec,
+    scope: Mapping[str, Any],
+    step: HumanStep,
+    run: StepRunRecord,
+    register: Register | None = None,
+    calendar: BusinessCalendar | None = None,
 ) -> HumanPlan:
     """The plan of a waiting step run: the people and deadline the register recorded, the rest rendered now.
 
@@ -117,7 +122,7 @@ def human_plan(
             if row.visit == run.visit and row.is_open and row.step_id != step.id and parse_row(row.step_id)[0] == step.id
         ]
         eligible = list(dict.fromkeys(person for row in instances for person in row.eligible))
-    return plan_human_step(step, team, scope, started_at=run.started_at, due_at=run.due_at, eligible=eligible)
+    return plan_human_step(step, team, scope, started_at=run.started_at, due_at=run.due_at, eligible=eligible, calendar=calendar)
 
 
 def _assignees(team: TeamSpec, scope: Mapping[str, Any], step: HumanStep, plan: HumanPlan) -> list[str]:
@@ -218,7 +223,7 @@ def escalate_overdue(
                 continue
             definition, step = found
             scope = case_scope(register, case, when, api_url=api_url)
-            plan = human_plan(definition.team, scope, step, run, register)
+            plan = human_plan(definition.team, scope, step, run, register, definition.calendar)
             messages: list[OutboxMessage] = escalation_messages(
                 definition.team, scope, step, plan, visit=run.visit,
                 recipients=_assignees(definition.team, scope, step, plan), templates=definition.templates,
@@ -287,7 +292,7 @@ def send_reminders(
             if number < 1:
                 continue
             scope = case_scope(register, case, when, api_url=api_url)
-            plan = human_plan(definition.team, scope, step, run, register)
+            plan = human_plan(definition.team, scope, step, run, register, definition.calendar)
             messages = reminder_messages(
                 definition.team, scope, step, plan, visit=run.visit, reminder=number,
                 recipients=_assignees(definition.team, scope, step, plan), templates=definition.templates,
