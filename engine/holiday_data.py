@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 from functools import lru_cache
+from importlib.metadata import version
 
 from .suggest import did_you_mean
 
@@ -42,7 +43,7 @@ def holiday_problem(country: str, year: int) -> str | None:
     adjusts = any(country_year(country, earlier)[1] for earlier in range(year - 3, year))
     if adjusts and not country_year(country, year)[1]:
         return (
-            f"the holidays package {holidays.__version__} has no {country} schedule of adjusted working days for {year} yet;"
+            f"the holidays package {version('holidays')} has no {country} schedule of adjusted working days for {year} yet;"
             " upgrade it (pip install -U holidays) before counting working time in that year"
         )
     return None
