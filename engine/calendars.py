@@ -8,14 +8,14 @@ refused when the team file loads (:func:`.holiday_data.holiday_problem`), never 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from .clock import UTC
-from .durations import MAX_DURATION, is_business
+from .durations import MAX_DURATION, due_after, is_business
 from .spec import ProcessSpec
 from .holiday_data import country_year
 from .team import WEEKDAYS, CalendarSpec, TeamSpec, hour_range, weekdays_of
@@ -186,6 +186,20 @@ def moved_due(due_at: datetime, paused_from: datetime, paused_to: datetime, text
     if is_business(text) and calendar is not None:
         return calendar.add_hours(due_at, calendar.working_time(paused_from, paused_to))
     return due_at + (paused_to - paused_from)
+
+
+def case_due(
+    opened_at: datetime, text: str, pauses: Iterable[tuple[datetime, datetime]], calendar: BusinessCalendar | None
+) -> datetime:
+    """A case's due: ``sla.due`` after it opened, moved by every span it waited at a step of ``sla.pause_while``.
+
+    Computed from facts (when the case opened, when each paused visit began and ended), never
+    accumulated, so a replay that computes it again gets the same moment.
+    """
+    due = due_after(opened_at, text, calendar)
+    for paused_from, paused_to in sorted(pauses):
+        due = moved_due(due, paused_from, paused_to, text, calendar)
+    return due
 
 
 def shown_in(moment: datetime, calendar: BusinessCalendar | None) -> str:

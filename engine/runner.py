@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
 from . import expressions, router
 from .answers import HumanPlan, plan_human_step
-from .calendars import BusinessCalendar, calendar_of, moved_due
+from .calendars import BusinessCalendar, calendar_of, case_due
 from .case import CaseState
 from .durations import WorkingTime, due_after
 from .errors import StepError
@@ -84,6 +84,9 @@ class StepExecutor(Protocol):
 
     def finish(self, case: CaseState, outcome: str) -> None:
         """The case ended with an outcome."""
+
+    def paused(self, case: CaseState, step_ids: Sequence[str]) -> list[tuple[datetime, datetime]]:
+        """When each finished visit of these steps began and ended (the spans the case's clock stood still)."""
 
     def move_due(self, case: CaseState, step: StepSpec, visit: int, due_at: datetime) -> None:
         """The case's due moved (``sla.pause_while``: its clock stood still while this visit waited); ``case.due_at`` is set."""
@@ -320,6 +323,7 @@ class _Run:
         step, visit = waiting.step, waiting.visit
         if waiting.recorded is not None:
             del self.waiting[step.id]
+            self._resume_clock(waiting)  # decided while this run was away (a served answer): the due may not have moved yet
             return self._leave(step, waiting.recorded)
         settled = settle(waiting, event)
         if settled is None:
@@ -332,12 +336,12 @@ class _Run:
         return self._leave(step, result)
 
     def _resume_clock(self, waiting: Waiting) -> None:
-        """A step of ``sla.pause_while`` stopped waiting: the case's due moves by the span it waited."""
+        """A step of ``sla.pause_while`` stopped waiting: the case's due is its SLA moved by every span it waited there."""
         sla, case = self.spec.sla, self.case
         if sla is None or case.due_at is None or waiting.step.id not in sla.pause_while:
             return
-        due_at = moved_due(case.due_at, waiting.started_at, self.executor.now(), sla.due, self.calendar)
-        if due_at != case.due_at:
+        due_at = case_due(case.opened_at, sla.due, self.executor.paused(case, sla.pause_while), self.calendar)
+        if abs(due_at - case.due_at) >= timedelta(seconds=1):  # a replay finds it moved already
             case.due_at = due_at
             self.executor.move_due(case, waiting.step, waiting.visit, due_at)
 

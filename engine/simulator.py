@@ -203,6 +203,10 @@ class Simulator:
     def finish(self, case: CaseState, outcome: str) -> None:
         pass
 
+    def paused(self, case: CaseState, step_ids: Sequence[str]) -> list[tuple[datetime, datetime]]:
+        assert self.result is not None
+        return [(began, ended) for step_id, _, _, began, ended in self.result.visits if step_id in step_ids]
+
     def move_due(self, case: CaseState, step: StepSpec, visit: int, due_at: datetime) -> None:
         assert self.result is not None
         self.result.due_moves.append((step.id, visit, due_at))

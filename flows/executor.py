@@ -360,6 +360,13 @@ class PrefectExecutor:
             drop_timers(case.key, step.id, visit)  # decided: its due and reminders are moot
         return dict(stored.result or result)
 
+    def paused(self, case: CaseState, step_ids: Sequence[str]) -> list[tuple[datetime, datetime]]:
+        return [
+            (run.started_at, run.finished_at)
+            for run in self.register.step_runs(case.key)
+            if run.step_id in step_ids and not run.is_open and run.finished_at is not None
+        ]
+
     def move_due(self, case: CaseState, step: StepSpec, visit: int, due_at: datetime) -> None:
         """``sla.pause_while``: the case's new due in the register (audited), and its SLA timer at the new moment."""
         self.register.update_case(case.key, due_at=due_at, at=self.now())

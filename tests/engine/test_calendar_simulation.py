@@ -95,3 +95,23 @@ def test_the_moved_due_in_the_register_via_show(capsys: pytest.CaptureFixture[st
 def test_a_bad_at_is_one_line_naming_it(capsys: pytest.CaptureFixture[str], given: str, said: str) -> None:
     code, out, err = run(capsys, "simulate", str(ROOT / "processes" / "issue-resolution.yaml"), "--at", given)
     assert (code, out, err) == (1, "", said)
+
+
+class _Replay(Simulator):
+    """A replay whose ``verify`` was decided while the run was away (a served answer): recorded, with its span."""
+
+    def recorded(self, case: Any, step: Any, visit: int) -> dict[str, Any] | None:
+        return {"decision": "approve", "by": "olivia.brown", "comment": ""} if step.id == "verify" else None
+
+    def paused(self, case: Any, step_ids: Any) -> list[tuple[datetime, datetime]]:
+        return [(sh(2026, 9, 29, 17, 0), sh(2026, 9, 30, 17, 0))]
+
+
+def test_a_replay_moves_the_due_of_a_pause_decided_while_it_was_away() -> None:
+    library = load_checked_library(ROOT / "processes")
+    spec = library.get("issue-resolution").spec
+    answers = {name: ANSWERS[name] for name in ("triage", "resolve")}
+    replay = _Replay(spec, library.team, answers, composer=Composer.for_library(library), start=start_at("2026-09-25T17:00+08:00"))
+    result = replay.run(INPUTS)
+    assert result.due_moves == [("verify", 1, sh(2026, 10, 10, 18, 0))]
+    assert result.case.due_at == sh(2026, 10, 10, 18, 0)

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from aftercare.engine import clock
-from aftercare.engine.calendars import BusinessCalendar, build_calendar, calendar_of, moved_due, shown_in
+from aftercare.engine.calendars import BusinessCalendar, build_calendar, calendar_of, case_due, moved_due, shown_in
 from aftercare.engine.durations import BusinessDuration, check_duration, due_after, is_business, parse_business, periods_passed
 from aftercare.engine.errors import DefinitionError
 from aftercare.engine.holiday_data import country_year, holiday_problem
@@ -161,6 +161,12 @@ class TestPauseWhile:
     def test_a_business_sla_moves_by_the_working_time_paused(self) -> None:
         # paused Mon 17:00 to Tue 10:00: 1h + 1h of working time; the due moves from Fri 12:00 past lunch
         assert moved_due(sh(2026, 3, 6, 12, 0), sh(2026, 3, 2, 17, 0), sh(2026, 3, 3, 10, 0), "5bd", office()) == sh(2026, 3, 6, 15, 30)
+
+    def test_the_case_due_is_computed_from_facts_so_a_replay_gets_the_same(self) -> None:
+        pauses = [(sh(2026, 3, 4, 9, 0), sh(2026, 3, 4, 10, 0)), (sh(2026, 3, 2, 17, 0), sh(2026, 3, 3, 10, 0))]
+        assert case_due(sh(2026, 3, 2, 9, 0), "5bd", [], office()) == sh(2026, 3, 9, 9, 0)
+        assert case_due(sh(2026, 3, 2, 9, 0), "5bd", pauses, office()) == sh(2026, 3, 9, 12, 0)  # 2h, then 1h more
+        assert case_due(sh(2026, 3, 2, 9, 0), "5bd", pauses[::-1], office()) == sh(2026, 3, 9, 12, 0)
 
     def test_a_wall_clock_sla_moves_by_the_span(self) -> None:
         assert moved_due(sh(2026, 3, 6, 12, 0), sh(2026, 3, 2, 17, 0), sh(2026, 3, 3, 10, 0), "5d", office()) == sh(2026, 3, 7, 5, 0)
