@@ -115,3 +115,24 @@ def test_a_replay_moves_the_due_of_a_pause_decided_while_it_was_away() -> None:
     result = replay.run(INPUTS)
     assert result.due_moves == [("verify", 1, sh(2026, 10, 10, 18, 0))]
     assert result.case.due_at == sh(2026, 10, 10, 18, 0)
+
+
+def test_the_prefect_ui_form_shows_the_due_in_the_calendar_zone() -> None:
+    from aftercare.flows.run_input import describe
+
+    result = simulate("2026-09-25T17:00+08:00")
+    library = load_checked_library(ROOT / "processes")
+    spec = library.get("issue-resolution").spec
+    text = describe(result.case, spec.step("triage"), result.plans[("triage", 1)], library.team, [])  # type: ignore[arg-type]
+    assert "**Due:** 2026-09-28 14:30 Asia/Shanghai  " in text.splitlines()
+
+
+def test_a_wait_of_working_days() -> None:
+    from aftercare.engine.calendars import calendar_of
+    from aftercare.engine.runner import wait_until
+    from aftercare.engine.spec import WaitStep
+
+    library = load_checked_library(ROOT / "processes")
+    calendar = calendar_of(library.get("issue-resolution").spec, library.team)
+    step = WaitStep(id="cool-down", type="wait", duration="2bd")
+    assert wait_until(step, {}, sh(2026, 10, 9, 10, 0), calendar) == sh(2026, 10, 12, 10, 0)  # Saturday 10-10 is worked
