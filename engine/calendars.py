@@ -16,8 +16,8 @@ from zoneinfo import ZoneInfo
 
 from .clock import UTC
 from .durations import MAX_DURATION, due_after, is_business
-from .spec import ProcessSpec
 from .holiday_data import country_year
+from .spec import ProcessSpec
 from .team import WEEKDAYS, CalendarSpec, TeamSpec, hour_range, weekdays_of
 
 Span = tuple[int, int]

@@ -224,7 +224,7 @@ class DefinitionChecker:
             listed = f"; the team has {', '.join(sorted(calendars))}" if calendars else "; the team file has no calendars:"
             self._add(("calendar",), f"unknown calendar {spec.calendar!r}{did_you_mean(spec.calendar, calendars) or listed}")
         has_calendar = spec.calendar is not None or (team is not None and team.team.calendar is not None)
-        if not has_calendar and (team is not None or not self.team_has_problems):
+        if not has_calendar and team is not None:  # without a team (or one that did not load) its default is unknown
             for path, text in self._durations():
                 if is_business(text):
                     self._add(path, f"{text!r} counts working time, but the process has no calendar; add calendar: NAME, or a default calendar: in the team file")
