@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from . import expressions
+from .calendars import BusinessCalendar, shown_in
 from .durations import due_after
 from .errors import AnswerError
 from .router import TIMEOUT, eligible_people, resolve_recipients
@@ -35,6 +36,13 @@ class HumanPlan:
     started_at: datetime
     due_at: datetime | None
     escalate_to: tuple[str, ...]
+    calendar: BusinessCalendar | None = None
+    """The process's business calendar: its ``due`` counted there, and shown in its time zone."""
+
+    @property
+    def due_shown(self) -> str | None:
+        """The due as people read it: in the calendar's time zone (``2026-09-28 14:30 Asia/Shanghai``), else UTC."""
+        return shown_in(self.due_at, self.calendar) if self.due_at is not None else None
 
 
 def plan_human_step(
@@ -45,6 +53,7 @@ def plan_human_step(
     started_at: datetime,
     due_at: datetime | None = None,
     eligible: Sequence[str] | None = None,
+    calendar: BusinessCalendar | None = None,
 ) -> HumanPlan:
     """The plan of a human step visit (the one builder: the runner, escalations and reminders call it).
 
@@ -56,6 +65,7 @@ def plan_human_step(
         due_at: its deadline; by default ``started_at`` plus the step's ``due``.
         eligible: the people recorded when the visit began (the register's); by default
             the step's assignee rendered now.
+        calendar: the process's business calendar, which a ``due`` such as ``4bh`` counts on.
 
     Raises:
         StepError: a title, description or reference fails to render, or names nobody of the team.
@@ -63,7 +73,7 @@ def plan_human_step(
     escalate = step.escalate_to
     references = (escalate,) if isinstance(escalate, str) else tuple(escalate or ())
     if due_at is None and step.due:
-        due_at = due_after(started_at, step.due)
+        due_at = due_after(started_at, step.due, calendar)
     return HumanPlan(
         eligible=tuple(eligible) if eligible is not None else eligible_people(step, team, scope),
         title=expressions.render(step.title, dict(scope)) if step.title else step.id,
@@ -71,6 +81,7 @@ def plan_human_step(
         started_at=started_at,
         due_at=due_at,
         escalate_to=tuple(resolve_recipients(references, team, scope)),
+        calendar=calendar,
     )
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from .durations import due_after
+from .durations import WorkingTime, due_after
 from .errors import AnswerError
 from .spec import ProcessSpec
 from .values import coerce_all
@@ -38,8 +38,10 @@ class Opening:
     due_at: datetime | None
 
 
-def opening(spec: ProcessSpec, given: Mapping[str, Any], people: Iterable[str], now: datetime) -> Opening:
-    """Check a new case's inputs against the process's start form (defaults filled in).
+def opening(
+    spec: ProcessSpec, given: Mapping[str, Any], people: Iterable[str], now: datetime, calendar: WorkingTime | None = None
+) -> Opening:
+    """Check a new case's inputs against the process's start form (defaults filled in); its due on ``calendar``.
 
     Raises:
         AnswerError: an input is missing, unknown or does not fit its type (every problem named).
@@ -48,7 +50,7 @@ def opening(spec: ProcessSpec, given: Mapping[str, Any], people: Iterable[str], 
         inputs = coerce_all(spec.inputs, given, people)
     except ValueError as error:
         raise AnswerError(f"inputs of {spec.process}: {error}") from None
-    due_at = due_after(now, spec.sla.due) if spec.sla else None
+    due_at = due_after(now, spec.sla.due, calendar) if spec.sla else None
     return Opening(inputs=inputs, title=case_title(spec, inputs), due_at=due_at)
 
 

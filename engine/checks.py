@@ -12,6 +12,7 @@ from jinja2.exceptions import TemplateSyntaxError
 
 from . import expressions, router
 from .case import CASE_ATTRIBUTES
+from .durations import is_business
 from .structure import analyse
 from .errors import Problem
 from .schedule_rules import cron_problem, quoted, timezone_problem
@@ -91,6 +92,7 @@ class DefinitionChecker:
             self._reachability_and_loops()
             self._structure()
         self._inputs_and_schedule()
+        self._calendar()
         for index, step in enumerate(self.spec.steps):
             self._step(("steps", index), step)
         return sorted(self.problems, key=lambda p: (p.line, p.column, p.path))  # in the order of the file
@@ -213,6 +215,35 @@ class DefinitionChecker:
             if schedule.rrule is not None:
                 self._rrule(schedule.rrule, zone)
             self._constant_inputs(("schedule", "inputs"), self.spec, schedule.inputs, "the schedule")
+
+    def _calendar(self) -> None:
+        """The calendar names one the team has; business durations have one; ``pause_while`` names steps that wait."""
+        spec, team = self.spec, self.team
+        calendars = team.team.calendars if team is not None else {}
+        if spec.calendar is not None and team is not None and spec.calendar not in calendars:
+            listed = f"; the team has {', '.join(sorted(calendars))}" if calendars else "; the team file has no calendars:"
+            self._add(("calendar",), f"unknown calendar {spec.calendar!r}{did_you_mean(spec.calendar, calendars) or listed}")
+        has_calendar = spec.calendar is not None or (team is not None and team.team.calendar is not None)
+        if not has_calendar and team is not None:  # without a team (or one that did not load) its default is unknown
+            for path, text in self._durations():
+                if is_business(text):
+                    self._add(path, f"{text!r} counts working time, but the process has no calendar; add calendar: NAME, or a default calendar: in the team file")
+        if spec.sla is not None:
+            for index, step_id in enumerate(spec.sla.pause_while):
+                if step_id not in self.step_path:
+                    self._add(("sla", "pause_while", index), f"unknown step {step_id!r}{did_you_mean(step_id, self.step_path)}")
+                elif not (is_human(spec.step(step_id)) or isinstance(spec.step(step_id), WaitStep) or getattr(spec.step(step_id), "wait", None) is not None):
+                    self._add(("sla", "pause_while", index), f"step {step_id!r} never waits, so the clock cannot stop there; name a human, wait or start-and-wait step")
+
+    def _durations(self) -> Iterator[tuple[PathKey, str]]:
+        """Every duration a calendar may count: ``sla.due``, each step's ``due``, ``remind_every``, ``wait.duration``."""
+        if self.spec.sla is not None:
+            yield ("sla", "due"), self.spec.sla.due
+        for index, step in enumerate(self.spec.steps):
+            for name in ("due", "remind_every", "duration"):
+                value = getattr(step, name, None)
+                if isinstance(value, str):
+                    yield ("steps", index, name), value
 
     def _timezone(self, name: str) -> ZoneInfo | None:
         problem = timezone_problem(name)

@@ -18,7 +18,7 @@ from . import spec as spec_module
 from .errors import DefinitionError, NotFoundError, Problem
 from .spec import STEP_TYPES, ProcessSpec
 from .suggest import did_you_mean
-from .team import TeamSpec
+from .team import TeamSpec, repeated_weekdays
 from .yaml_source import PathKey, SourceDocument, read_yaml
 
 TEAM_FILE = "team.yaml"
@@ -288,8 +288,8 @@ def team_from_document(document: SourceDocument) -> TeamSpec:
     try:
         team: TeamSpec = validate_shape(document, TeamSpec)
     except DefinitionError as error:
-        raise DefinitionError([*error.problems, *_unknown_members(document), *_unknown_recipients(document)]) from None
-    if problems := [*_unknown_members(document), *_unknown_recipients(document)]:
+        raise DefinitionError([*error.problems, *_unknown_members(document), *_unknown_recipients(document), *_calendar_problems(document)]) from None
+    if problems := [*_unknown_members(document), *_unknown_recipients(document), *_calendar_problems(document)]:
         raise DefinitionError(problems)
     return team
 
@@ -308,6 +308,24 @@ def _unknown_recipients(document: SourceDocument) -> list[Problem]:
         names = known.get(kind)
         if separator and isinstance(names, dict) and name.strip() and name.strip() not in names:
             problems.append(document.problem(("team", "digest", "to", index), f"unknown {kind} {name.strip()!r}{did_you_mean(name.strip(), names)}"))
+    return problems
+
+
+def _calendar_problems(document: SourceDocument) -> list[Problem]:
+    """A weekday given twice in a calendar's ``hours``; the default ``calendar:`` naming none of ``calendars:`` (the file as written)."""
+    body = document.data.get("team") if isinstance(document.data, dict) else None
+    calendars = body.get("calendars") if isinstance(body, dict) else None
+    known: dict[str, Any] = calendars if isinstance(calendars, dict) else {}
+    problems: list[Problem] = []
+    for name, calendar in known.items():
+        hours = calendar.get("hours") if isinstance(calendar, dict) else None
+        keys = [str(key) for key in hours] if isinstance(hours, dict) else []
+        for index, message in repeated_weekdays(keys):
+            problems.append(document.problem(("team", "calendars", name, "hours", keys[index]), message, key=True))
+    default = body.get("calendar") if isinstance(body, dict) else None
+    if isinstance(default, str) and default not in known:
+        listed = did_you_mean(default, known) or (f"; the team has {', '.join(sorted(known))}" if known else "; add it under calendars:")
+        problems.append(document.problem(("team", "calendar"), f"unknown calendar {default!r}{listed}"))
     return problems
 
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
 from . import expressions, router
 from .answers import HumanPlan, plan_human_step
+from .calendars import BusinessCalendar, calendar_of, case_due
 from .case import CaseState
-from .durations import due_after
+from .durations import WorkingTime, due_after
 from .errors import StepError
 from .results import decision_result, end_result
 from .spec import (
@@ -84,6 +85,12 @@ class StepExecutor(Protocol):
     def finish(self, case: CaseState, outcome: str) -> None:
         """The case ended with an outcome."""
 
+    def paused(self, case: CaseState, step_ids: Sequence[str]) -> list[tuple[datetime, datetime]]:
+        """When each finished visit of these steps began and ended (the spans the case's clock stood still)."""
+
+    def move_due(self, case: CaseState, step: StepSpec, visit: int, due_at: datetime) -> None:
+        """The case's due moved (``sla.pause_while``: its clock stood still while this visit waited); ``case.due_at`` is set."""
+
 
 WITHDRAWN: dict[str, Any] = {"withdrawn": True}
 """The result of a step withdrawn while it waited."""
@@ -127,6 +134,7 @@ class _Run:
         self.case = case
         self.max_steps = max_steps
         self.structure = structure_of(spec)
+        self.calendar = calendar_of(spec, team)
         self.ready: list[str] = []  # a stack: the token run next is last
         self.waiting: dict[str, Waiting] = {}
         self.joins: dict[str, _Join] = {}
@@ -273,19 +281,19 @@ class _Run:
         if is_human(step):
             human: HumanStep = step  # type: ignore[assignment]
             if human.for_each is None:
-                waiting.plan = plan_human_step(human, self.team, scope, started_at=start)
+                waiting.plan = plan_human_step(human, self.team, scope, started_at=start, calendar=self.calendar)
             else:
                 items = for_each_items(human, scope)
                 waiting.units = [
-                    Unit(index, item, plan=plan_human_step(human, self.team, {**scope, "item": item}, started_at=start))
+                    Unit(index, item, plan=plan_human_step(human, self.team, {**scope, "item": item}, started_at=start, calendar=self.calendar))
                     for index, item in enumerate(items)
                 ]
                 waiting.needed = needed(human.wait, len(items))
-                waiting.plan = _together(human, waiting.units, self.team, scope, start)
+                waiting.plan = _together(human, waiting.units, self.team, scope, start, self.calendar)
             executor.begin(case, step, visit, waiting.plan)
         elif isinstance(step, WaitStep):
             executor.begin(case, step, visit, None)
-            waiting.until = wait_until(step, scope, start)
+            waiting.until = wait_until(step, scope, start, self.calendar)
         else:
             assert isinstance(step, StartStep)
             executor.begin(case, step, visit, None)
@@ -315,6 +323,7 @@ class _Run:
         step, visit = waiting.step, waiting.visit
         if waiting.recorded is not None:
             del self.waiting[step.id]
+            self._resume_clock(waiting)  # decided while this run was away (a served answer): the due may not have moved yet
             return self._leave(step, waiting.recorded)
         settled = settle(waiting, event)
         if settled is None:
@@ -323,7 +332,18 @@ class _Run:
             self.executor.withdraw(self.case, waiting, unit, f"{step.id!r} has the answers it waits for")
         del self.waiting[step.id]
         result = self.executor.complete(self.case, step, visit, settled.result)
+        self._resume_clock(waiting)
         return self._leave(step, result)
+
+    def _resume_clock(self, waiting: Waiting) -> None:
+        """A step of ``sla.pause_while`` stopped waiting: the case's due is its SLA moved by every span it waited there."""
+        sla, case = self.spec.sla, self.case
+        if sla is None or case.due_at is None or waiting.step.id not in sla.pause_while:
+            return
+        due_at = case_due(case.opened_at, sla.due, self.executor.paused(case, sla.pause_while), self.calendar)
+        if abs(due_at - case.due_at) >= timedelta(seconds=1):  # a replay finds it moved already
+            case.due_at = due_at
+            self.executor.move_due(case, waiting.step, waiting.visit, due_at)
 
 
 def structure_of(spec: ProcessSpec) -> Structure:
@@ -353,11 +373,13 @@ def _gathered_now(waiting: Waiting) -> dict[str, Any]:
     return result
 
 
-def _together(step: HumanStep, units: list[Unit], team: TeamSpec, scope: dict[str, Any], start: datetime) -> HumanPlan:
+def _together(
+    step: HumanStep, units: list[Unit], team: TeamSpec, scope: dict[str, Any], start: datetime, calendar: BusinessCalendar | None
+) -> HumanPlan:
     """A ``for_each`` step's plan as a whole: every instance's people, its due."""
     people = list(dict.fromkeys(person for unit in units if unit.plan for person in unit.plan.eligible))
-    return plan_human_step(step, team, {**scope, "item": None}, started_at=start, eligible=people) if units else HumanPlan(
-        (), step.id, "", start, None, ()
+    return plan_human_step(step, team, {**scope, "item": None}, started_at=start, eligible=people, calendar=calendar) if units else HumanPlan(
+        (), step.id, "", start, None, (), calendar
     )
 
 
@@ -416,10 +438,10 @@ def start_inputs(step: StartStep, scope: dict[str, Any]) -> list[dict[str, Any]]
     return [expressions.resolve_value(dict(step.inputs), {**scope, "item": item}) for item in for_each_items(step, scope)]
 
 
-def wait_until(step: WaitStep, scope: dict[str, Any], now: datetime) -> datetime:
-    """The moment a wait step ends."""
+def wait_until(step: WaitStep, scope: dict[str, Any], now: datetime, calendar: WorkingTime | None = None) -> datetime:
+    """The moment a wait step ends (a ``duration`` such as ``2bd`` counts on ``calendar``)."""
     if step.duration:
-        return due_after(now, step.duration)
+        return due_after(now, step.duration, calendar)
     assert step.until is not None
     value = expressions.resolve_value(step.until, scope)
     try:

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from .answers import Answer, HumanPlan, Submission, accept_answer, decide, human_result
 from .answers_file import ScriptedAnswers
+from .calendars import calendar_of
 from .case import CaseState, opening
 from .errors import AnswerError, StepError
 from .results import notify_result, record_result, start_result, wait_result
@@ -91,6 +92,10 @@ class SimulationResult:
     """The register row each of ``answers`` went to: its step's id, or ``step[2]`` for a ``for_each`` instance."""
     plans: dict[tuple[str, int], HumanPlan] = field(default_factory=dict)
     """The plan of each human step visit and ``for_each`` instance, by (register row, visit): who may answer, due."""
+    opened_due: datetime | None = None
+    """The case's due when it opened (``sla.due``); ``case.due_at`` is where it ended after ``due_moves``."""
+    due_moves: list[tuple[str, int, datetime]] = field(default_factory=list)
+    """Each move of the case's due (``sla.pause_while``): the step whose wait stopped the clock, its visit, the new due."""
 
     @property
     def path(self) -> list[str]:
@@ -160,7 +165,7 @@ class Simulator:
             AnswerError: an input or scripted answer the definition refuses.
             StepError: a step could not run (no answer left for a waiting step, say).
         """
-        opened = opening(self.spec, inputs, self.team.people, self.clock)
+        opened = opening(self.spec, inputs, self.team.people, self.clock, calendar_of(self.spec, self.team))
         case = CaseState(
             key=self.key,
             process=self.spec.process,
@@ -170,7 +175,7 @@ class Simulator:
             opened_at=self.clock,
             due_at=opened.due_at,
         )
-        self.result = SimulationResult(case)
+        self.result = SimulationResult(case, opened_due=opened.due_at)
         run_case(self.spec, self.team, self, case)
         return self.result
 
@@ -197,6 +202,14 @@ class Simulator:
 
     def finish(self, case: CaseState, outcome: str) -> None:
         pass
+
+    def paused(self, case: CaseState, step_ids: Sequence[str]) -> list[tuple[datetime, datetime]]:
+        assert self.result is not None
+        return [(began, ended) for step_id, _, _, began, ended in self.result.visits if step_id in step_ids]
+
+    def move_due(self, case: CaseState, step: StepSpec, visit: int, due_at: datetime) -> None:
+        assert self.result is not None
+        self.result.due_moves.append((step.id, visit, due_at))
 
     def rank(self, case: CaseState, step: StepSpec, visit: int) -> float:
         return 0.0  # a simulation never replays
@@ -347,7 +360,7 @@ class Simulator:
             title = str(given.get("title") or step.process)
             if target is not None:
                 try:
-                    opened = opening(target, given, self.team.people, self.clock)
+                    opened = opening(target, given, self.team.people, self.clock, calendar_of(target, self.team))
                 except AnswerError as error:
                     raise StepError(f"step {step.id!r} starts {step.process!r}: {error}") from None
                 given, title = opened.inputs, opened.title

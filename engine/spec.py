@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, field_validator, model_validator
 from pydantic.config import JsonDict
 
-from .durations import parse_duration
+from .durations import check_duration, parse_duration
 
 FIELD_TYPES = ("string", "text", "integer", "number", "boolean", "date", "datetime", "choice", "person", "list")
 FieldType = Literal["string", "text", "integer", "number", "boolean", "date", "datetime", "choice", "person", "list"]
@@ -66,6 +66,13 @@ class SpecModel(BaseModel):
 def _check_duration(value: str | None) -> str | None:
     if value is not None:
         parse_duration(value)
+    return value
+
+
+def _check_any_duration(value: str | None) -> str | None:
+    """A duration that may count working time (``4bh``, ``2bd``): ``due``, ``sla.due``, ``remind_every``, ``wait.duration``."""
+    if value is not None:
+        check_duration(value)
     return value
 
 
@@ -142,8 +149,10 @@ class SlaSpec(SpecModel):
 
     due: str
     escalate_to: str | tuple[str, ...] | None = None
+    pause_while: tuple[str, ...] = ()
+    """Steps at which the case's clock stops while it waits there (waiting on the customer)."""
 
-    _due = field_validator("due")(_check_duration)
+    _due = field_validator("due")(_check_any_duration)
     _escalate_to = field_validator("escalate_to")(_someone("escalate_to", optional=True))
 
 
@@ -185,7 +194,7 @@ class HumanStepBase(StepBase):
     on_timeout: StepRef | None = None
     remind_every: str | None = None
 
-    _durations = field_validator("due", "remind_every")(_check_duration)
+    _durations = field_validator("due", "remind_every")(_check_any_duration)
     _assignee = field_validator("assignee")(_someone("assignee"))
     _escalate_to = field_validator("escalate_to")(_someone("escalate_to", optional=True))
 
@@ -346,7 +355,7 @@ class WaitStep(StepBase):
     duration: str | None = None
     until: str | None = None
 
-    _duration = field_validator("duration")(_check_duration)
+    _duration = field_validator("duration")(_check_any_duration)
 
     @field_validator("until", mode="before")
     @classmethod
@@ -388,6 +397,8 @@ class ProcessSpec(SpecModel):
     inputs: dict[FieldName, FieldSpec] = Field(default_factory=dict, json_schema_extra=_FIELD_NAMES_SCHEMA)
     schedule: ScheduleSpec | None = None
     sla: SlaSpec | None = None
+    calendar: str | None = None
+    """The team's business calendar ``4bh`` and ``2bd`` count on; without it, the team's default."""
     cancel_by: tuple[str, ...] = ()
     """Who may cancel a case (``role:NAME``, ``person:NAME``); empty: any person of the team."""
     steps: tuple[StepSpec, ...] = Field(min_length=1)

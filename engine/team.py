@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import date
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 
@@ -148,6 +149,124 @@ class DigestSpec(BaseModel):
     to: tuple[Annotated[str, AfterValidator(_reference)], ...] | None = None
 
 
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_TIME = re.compile(r"^(\d{1,2}):(\d{2})$")
+_DAYS_HINT = "write mon, tue, wed, thu, fri, sat or sun, a range such as mon-fri, or days joined by ',' such as sat,sun"
+
+
+def weekdays_of(key: str) -> tuple[int, ...]:
+    """The weekdays (0 Monday) an ``hours`` key names: ``mon``, ``mon-fri``, ``sat,sun``.
+
+    Raises:
+        ValueError: an unknown weekday, or a range that runs backwards.
+    """
+    days: list[int] = []
+    for part in key.split(","):
+        first, dash, last = part.strip().lower().partition("-")
+        for name in (first, last) if dash else (first,):
+            if name not in WEEKDAYS:
+                where = f" in {key!r}" if key.strip() != name else ""
+                raise ValueError(f"unknown weekday {name!r}{where}{did_you_mean(name, WEEKDAYS)}; {_DAYS_HINT}")
+        begin, end = WEEKDAYS.index(first), WEEKDAYS.index(last if dash else first)
+        if end < begin:
+            raise ValueError(f"{part.strip()!r} runs backwards; write the earlier day first, such as mon-fri")
+        days.extend(range(begin, end + 1))
+    return tuple(days)
+
+
+def hour_range(text: str) -> tuple[int, int]:
+    """Minutes from midnight of ``HH:MM-HH:MM`` (``24:00`` ends a day).
+
+    Raises:
+        ValueError: not two times of day, or the second not after the first.
+    """
+    first, dash, last = text.partition("-")
+    if not dash:
+        raise ValueError(f"{text!r} is not a range of hours; write HH:MM-HH:MM, such as 09:00-12:00")
+    minutes = []
+    for part in (first.strip(), last.strip()):
+        found = _TIME.match(part)
+        hour, minute = (int(found.group(1)), int(found.group(2))) if found else (-1, -1)
+        if not (0 <= hour < 24 and 0 <= minute < 60) and (hour, minute) != (24, 0):
+            raise ValueError(f"{part!r} in {text!r} is not a time of day; write HH:MM from 00:00 to 24:00")
+        minutes.append(hour * 60 + minute)
+    if minutes[1] <= minutes[0]:
+        raise ValueError(f"{text!r} ends before it begins; write the earlier time first, such as 09:00-12:00")
+    return minutes[0], minutes[1]
+
+
+def repeated_weekdays(keys: list[str]) -> list[tuple[int, str]]:
+    """The ``hours`` keys (by position) that name a weekday an earlier key named, with what to say."""
+    seen: dict[int, str] = {}
+    out: list[tuple[int, str]] = []
+    for index, key in enumerate(keys):
+        try:
+            days = weekdays_of(key)
+        except ValueError:
+            continue  # said where the key is checked
+        again = [day for day in days if day in seen]
+        if again:
+            out.append((index, f"{WEEKDAYS[again[0]]} is in both {seen[again[0]]!r} and {key!r}; give each weekday once"))
+        seen.update((day, key) for day in days if day not in seen)
+    return out
+
+
+def _weekdays(key: str) -> str:
+    weekdays_of(key)
+    return key
+
+
+def _ranges(texts: tuple[str, ...]) -> tuple[str, ...]:
+    if not texts:
+        raise ValueError("no ranges; leave a day out to close it, or write HH:MM-HH:MM such as 09:00-18:00")
+    spans = sorted((hour_range(text), text) for text in texts)
+    for (earlier, first), (later, second) in zip(spans, spans[1:]):
+        if later[0] < earlier[1]:
+            raise ValueError(f"{first!r} and {second!r} overlap; a day's working hours are separate ranges, such as 09:00-12:00 and 13:30-18:00")
+    return texts
+
+
+def _hour_range(text: str) -> str:
+    hour_range(text)
+    return text
+
+
+HourRange = Annotated[str, AfterValidator(_hour_range)]
+Weekdays = Annotated[str, AfterValidator(_weekdays)]
+
+
+def _country(code: str | None) -> str | None:
+    """A country whose holiday data covers the current year (imported late: the package is large)."""
+    if code is None:
+        return code
+    from .holiday_data import holiday_problem
+    from .clock import utc_now
+
+    problem = holiday_problem(code, utc_now().year)
+    if problem:
+        raise ValueError(problem)
+    return code
+
+
+class CalendarSpec(BaseModel):
+    """A business calendar: working hours per weekday (with breaks) in a time zone, holidays, closed and open days."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    timezone: Annotated[str, AfterValidator(_timezone)]
+    hours: dict[Weekdays, Annotated[tuple[HourRange, ...], AfterValidator(_ranges)]] = Field(min_length=1)
+    holidays: Annotated[str | None, AfterValidator(_country)] = None
+    closed: tuple[date, ...] = ()
+    open: tuple[date, ...] = ()
+
+    @model_validator(mode="after")
+    def _days_apart(self) -> CalendarSpec:
+        both = sorted(set(self.closed) & set(self.open))
+        if both:
+            raise ValueError(f"{both[0].isoformat()} is both closed and open; keep it in one list")
+        return self
+
+
 class TeamBody(BaseModel):
     """The body under ``team:``."""
 
@@ -156,6 +275,9 @@ class TeamBody(BaseModel):
     people: dict[str, PersonSpec] = Field(min_length=1)
     roles: dict[str, RoleSpec] = Field(default_factory=dict)
     digest: DigestSpec | None = None
+    calendars: dict[str, CalendarSpec] = Field(default_factory=dict)
+    calendar: str | None = None
+    """The calendar of every process of the folder that names none (``calendars``' key)."""
 
 
 class TeamSpec(BaseModel):

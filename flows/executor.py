@@ -28,7 +28,8 @@ from prefect.flow_runs import suspend_flow_run
 from aftercare.engine.answers import HumanPlan, collect, from_rows, human_result
 from aftercare.engine.case import CaseState, opening
 from aftercare.engine.clock import utc_now
-from aftercare.engine.durations import parse_duration
+from aftercare.engine.calendars import calendar_of
+from aftercare.engine.durations import due_after, is_business, parse_duration
 from aftercare.engine.errors import AnswerError, StepError
 from aftercare.engine.loader import Library
 from aftercare.engine.register import CASE_QUEUED, WAIT_PERSON, WAIT_TIMER, Register, StepRunRecord
@@ -310,7 +311,7 @@ class PrefectExecutor:
             keys = []
             for index, given in enumerate(inputs):
                 try:
-                    opened = opening(target.spec, given, self.library.team.people, self.now())
+                    opened = opening(target.spec, given, self.library.team.people, self.now(), calendar_of(target.spec, self.library.team))
                 except AnswerError as error:
                     raise StepError(f"step {step.id!r} starts {step.process!r}: {error}") from None
                 child = self.register.open_case(
@@ -359,6 +360,19 @@ class PrefectExecutor:
             drop_timers(case.key, step.id, visit)  # decided: its due and reminders are moot
         return dict(stored.result or result)
 
+    def paused(self, case: CaseState, step_ids: Sequence[str]) -> list[tuple[datetime, datetime]]:
+        return [
+            (run.started_at, run.finished_at)
+            for run in self.register.step_runs(case.key)
+            if run.step_id in step_ids and not run.is_open and run.finished_at is not None
+        ]
+
+    def move_due(self, case: CaseState, step: StepSpec, visit: int, due_at: datetime) -> None:
+        """``sla.pause_while``: the case's new due in the register (audited), and its SLA timer at the new moment."""
+        self.register.update_case(case.key, due_at=due_at, at=self.now())
+        if self.suspend:
+            schedule(Timer("sla", due_at, case.key))
+
     def finish(self, case: CaseState, outcome: str) -> None:
         now = self.now()
         closed = self.register.close_case(case.key, outcome, at=now)
@@ -392,9 +406,9 @@ class PrefectExecutor:
         if plan.due_at is not None and plan.due_at > self.now():
             schedule(Timer("due", plan.due_at, case.key, step.id, visit))
         if step.remind_every:
-            every = parse_duration(step.remind_every)
-            if every.total_seconds() > 0:
-                schedule(Timer("reminder", plan.started_at + every, case.key, step.id, visit, every.total_seconds()))
+            calendar = calendar_of(self.spec, self.library.team)
+            every = 1.0 if is_business(step.remind_every) else parse_duration(step.remind_every).total_seconds()  # > 0: the next is set
+            schedule(Timer("reminder", due_after(plan.started_at, step.remind_every, calendar), case.key, step.id, visit, every))
 
     def _store(self, case: CaseState, step: StepSpec, visit: int, result: dict[str, Any], **changes: Any) -> StepRunRecord:
         """Complete the visit in the register: its result with its messages and case changes, one transaction."""

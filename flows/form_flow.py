@@ -16,6 +16,7 @@ from prefect.context import FlowRunContext
 
 from aftercare.engine import settings
 from aftercare.engine.answers import collect, plan_human_step
+from aftercare.engine.calendars import calendar_of
 from aftercare.engine.case import CaseState
 from aftercare.engine.clock import utc_now
 from aftercare.engine.register import Register
@@ -63,7 +64,9 @@ def take_answers(
     scope = case.scope(utc_now())
     if unit is not None:
         scope["item"] = item
-    plan = plan_human_step(step, library.team, scope, started_at=run.started_at, due_at=run.due_at, eligible=run.eligible)
+    plan = plan_human_step(
+        step, library.team, scope, started_at=run.started_at, due_at=run.due_at, eligible=run.eligible, calendar=calendar_of(spec, library.team)
+    )
     form = ResumeForm(register, library.team, case, step, visit, plan, suspend=served, row=row, case_run=record.flow_run_id)
     result = collect(step, plan, form, people=list(library.team.people))
     if served:

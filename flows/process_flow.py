@@ -10,6 +10,7 @@ from typing import Any
 from prefect import Flow, flow
 from prefect.context import FlowRunContext
 
+from aftercare.engine.calendars import calendar_of
 from aftercare.engine.case import CaseState, opening
 from aftercare.engine.clock import utc_now
 from aftercare.engine.errors import AftercareError, AnswerError
@@ -172,7 +173,7 @@ def _case_for_run(
     spec = definition.spec
     now = utc_now()
     try:
-        opened = opening(spec, plain_value(parameters), library.team.people, now)
+        opened = opening(spec, plain_value(parameters), library.team.people, now, calendar_of(spec, library.team))
     except AnswerError:
         existing = register.case_for_run(run_id)  # a replay keeps its case though the team changed since
         if existing is not None:

@@ -61,7 +61,7 @@ def describe(case: CaseState, step: HumanStep, plan: HumanPlan, team: TeamSpec, 
     if isinstance(step, ApprovalStep) and step.quorum > 1:
         lines.append(f"**Quorum:** {step.quorum} approvals; one rejection decides  ")
     if plan.due_at:
-        lines.append(f"**Due:** {plan.due_at:%Y-%m-%d %H:%M} UTC  ")
+        lines.append(f"**Due:** {plan.due_shown}  ")
     if note:
         lines += ["", f"> {note}"]
     lines += ["", "### Inputs", "", "| input | value |", "|---|---|"]

@@ -25,7 +25,15 @@ from aftercare.engine import settings
 from aftercare.engine.clock import UTC, utc_now
 from aftercare.engine.loader import Library
 from aftercare.engine.register import WAIT_TIMER, Register
-from aftercare.notifications import EscalationReport, deliver_pending, escalate_overdue, load_checked_library, send_reminders, time_out_overdue
+from aftercare.notifications import (
+    EscalationReport,
+    deliver_pending,
+    escalate_overdue,
+    load_checked_library,
+    next_reminder,
+    send_reminders,
+    time_out_overdue,
+)
 
 from . import events
 from .cancelling import sync_cancellations, sync_case
@@ -114,7 +122,7 @@ def aftercare_timer(
     cancelled = _sync_case(register, library, case) if case else False
     report = due_now(register, library, max(moment, utc_now()))
     if kind == "reminder" and case and step and visit and every:
-        _next_reminder(register, case, step, visit, every)
+        _next_reminder(register, library, case, step, visit, every)
     ensure_housekeeping()
     return {**report, "cancelled": int(cancelled)}
 
@@ -128,14 +136,11 @@ def _sync_case(register: Register, library: Library, case: str) -> bool:
         return False
 
 
-def _next_reminder(register: Register, case: str, step: str, visit: int, every: float) -> None:
-    """While the step still waits, its next reminder: reminder ``n`` falls ``n`` periods after it began."""
-    run = register.step_run(case, step, visit)
-    if run is None or not run.is_open or every <= 0:
-        return
-    period = timedelta(seconds=every)
-    passed = int((utc_now() - run.started_at) / period)
-    schedule(Timer("reminder", run.started_at + (passed + 1) * period, case, step, visit, every))
+def _next_reminder(register: Register, library: Library, case: str, step: str, visit: int, every: float) -> None:
+    """While the step still waits, its next reminder: reminder ``n`` falls ``n`` periods after it began (on its calendar)."""
+    moment = next_reminder(register, library, case, step, visit, utc_now())
+    if moment is not None:
+        schedule(Timer("reminder", moment, case, step, visit, every))
 
 
 @flow(name=HOUSEKEEPING_FLOW, log_prints=False, persist_result=False)

@@ -29,7 +29,16 @@ Prefect only inside :func:`.channels.read_prefect_secret`.
 from .addressing import Target, targets
 from .channels import ChannelError, ChannelRouter, PermanentChannelError, SmtpSettings, expand, message_format
 from .delivery import DeliveryReport, RetryPolicy, deliver_pending
-from .escalation import Definition, EscalationReport, ReminderReport, case_scope, escalate_overdue, send_reminders, time_out_overdue
+from .escalation import (
+    Definition,
+    EscalationReport,
+    ReminderReport,
+    case_scope,
+    escalate_overdue,
+    next_reminder,
+    send_reminders,
+    time_out_overdue,
+)
 from .links import answer_command, run_url
 from .messenger import Composer, Messenger
 from .outbox import (
@@ -87,6 +96,7 @@ __all__ = [
     "notify_result",
     "reminder_messages",
     "run_url",
+    "next_reminder",
     "send_reminders",
     "step_withdrawn_messages",
     "targets",

@@ -24,7 +24,8 @@ from aftercare.engine import router
 from aftercare.engine.clock import UTC, utc_now
 from aftercare.engine.answers import HumanPlan, plan_human_step
 from aftercare.engine.case import CaseState
-from aftercare.engine.durations import parse_duration
+from aftercare.engine.calendars import BusinessCalendar, calendar_of
+from aftercare.engine.durations import due_after, periods_passed
 from aftercare.engine.errors import AftercareError
 from aftercare.engine.library import definition_of_case
 from aftercare.engine.loader import Library
@@ -54,6 +55,11 @@ class Definition:
     spec: ProcessSpec
     team: TeamSpec
     templates: MessageTemplates | None = None
+
+    @property
+    def calendar(self) -> BusinessCalendar | None:
+        """The business calendar its ``4bh`` and ``2bd`` count on."""
+        return calendar_of(self.spec, self.team)
 
 
 DefinitionLookup = Callable[[CaseRecord], "Definition | None"]
@@ -97,7 +103,12 @@ def case_scope(register: Register, case: CaseRecord, now: datetime, *, api_url: 
 
 
 def human_plan(
-    team: TeamSpec, scope: Mapping[str, Any], step: HumanStep, run: StepRunRecord, register: Register | None = None
+    team: TeamSpec,
+    scope: Mapping[str, Any],
+    step: HumanStep,
+    run: StepRunRecord,
+    register: Register | None = None,
+    calendar: BusinessCalendar | None = None,
 ) -> HumanPlan:
     """The plan of a waiting step run: the people and deadline the register recorded, the rest rendered now.
 
@@ -111,7 +122,7 @@ def human_plan(
             if row.visit == run.visit and row.is_open and row.step_id != step.id and parse_row(row.step_id)[0] == step.id
         ]
         eligible = list(dict.fromkeys(person for row in instances for person in row.eligible))
-    return plan_human_step(step, team, scope, started_at=run.started_at, due_at=run.due_at, eligible=eligible)
+    return plan_human_step(step, team, scope, started_at=run.started_at, due_at=run.due_at, eligible=eligible, calendar=calendar)
 
 
 def _assignees(team: TeamSpec, scope: Mapping[str, Any], step: HumanStep, plan: HumanPlan) -> list[str]:
@@ -169,6 +180,12 @@ def _human_step(lookup: DefinitionLookup, case: CaseRecord, step_id: str) -> tup
     return definition, step  # type: ignore[return-value]
 
 
+def _clock_stopped(register: Register, case: CaseRecord, spec: ProcessSpec) -> bool:
+    """Whether the case waits at a step of ``sla.pause_while`` (its SLA clock stands still)."""
+    paused = spec.sla.pause_while if spec.sla is not None else ()
+    return bool(paused) and any(run.is_open and parse_row(run.step_id)[0] in paused for run in register.step_runs(case.key))
+
+
 def escalate_overdue(
     register: Register,
     definitions: Library | DefinitionLookup,
@@ -206,7 +223,7 @@ def escalate_overdue(
                 continue
             definition, step = found
             scope = case_scope(register, case, when, api_url=api_url)
-            plan = human_plan(definition.team, scope, step, run, register)
+            plan = human_plan(definition.team, scope, step, run, register, definition.calendar)
             messages: list[OutboxMessage] = escalation_messages(
                 definition.team, scope, step, plan, visit=run.visit,
                 recipients=_assignees(definition.team, scope, step, plan), templates=definition.templates,
@@ -224,6 +241,8 @@ def escalate_overdue(
     for case in register.overdue_cases(when, limit=limit):
         try:
             found_definition = lookup(case)
+            if found_definition is not None and _clock_stopped(register, case, found_definition.spec):
+                continue  # waiting at a step of sla.pause_while: its due moves when that wait ends
             messages = []
             if found_definition is not None and found_definition.spec.sla is not None and case.due_at is not None:
                 scope = case_scope(register, case, when, api_url=api_url)
@@ -268,12 +287,12 @@ def send_reminders(
             if found is None or not found[1].remind_every:
                 continue
             definition, step = found
-            every = parse_duration(step.remind_every)  # type: ignore[arg-type]
-            number = int((when - run.started_at) / every) if every.total_seconds() > 0 else 0
+            assert step.remind_every is not None
+            number = periods_passed(run.started_at, when, step.remind_every, definition.calendar)
             if number < 1:
                 continue
             scope = case_scope(register, case, when, api_url=api_url)
-            plan = human_plan(definition.team, scope, step, run, register)
+            plan = human_plan(definition.team, scope, step, run, register, definition.calendar)
             messages = reminder_messages(
                 definition.team, scope, step, plan, visit=run.visit, reminder=number,
                 recipients=_assignees(definition.team, scope, step, plan), templates=definition.templates,
@@ -290,6 +309,24 @@ def send_reminders(
             log.exception("reminding %s failed", label)
             report.errors.append(f"{label}: {error}")
     return report
+
+
+def next_reminder(
+    register: Register, definitions: Library | DefinitionLookup, case_key: str, step_id: str, visit: int, now: datetime | None = None
+) -> datetime | None:
+    """When a waiting step's next reminder falls: reminder ``n`` is ``n`` periods of ``remind_every`` after the step
+    began (working time on the process's calendar for ``4bh``, ``1bd``); None once the step stopped waiting."""
+    when = _now(now)
+    run = register.step_run(case_key, step_id, visit)
+    if run is None or not run.is_open:
+        return None
+    found = _human_step(definition_lookup(register, definitions), register.case(case_key), step_id)
+    if found is None or not found[1].remind_every:
+        return None
+    definition, step = found
+    assert step.remind_every is not None
+    passed = periods_passed(run.started_at, when, step.remind_every, definition.calendar)
+    return due_after(run.started_at, step.remind_every, definition.calendar, times=passed + 1)
 
 
 def time_out_overdue(

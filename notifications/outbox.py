@@ -189,6 +189,7 @@ def human_step_view(team: TeamSpec, step: HumanStepBase, plan: HumanPlan, visit:
         "description": plan.description,
         "started_at": plan.started_at.isoformat(),
         "due_at": plan.due_at.isoformat() if plan.due_at else None,
+        "due_shown": plan.due_shown,
         "assignees": [team.display(p) for p in plan.eligible],
         "eligible": list(plan.eligible),
         "escalate_to": [_display(team, r) for r in plan.escalate_to],

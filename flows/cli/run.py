@@ -22,6 +22,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the case in the foreground (Prefect's embedded server unless PREFECT_API_URL is set); print its timeline."""
     from aftercare.engine import settings
     from aftercare.engine.answers_file import ScriptedAnswers
+    from aftercare.engine.calendars import calendar_of
     from aftercare.engine.case import opening
     from aftercare.engine.clock import utc_now
     from aftercare.engine.library import process_argument
@@ -35,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
     library = load_checked_library(folder)
     definition = library.get(name)
     inputs = read_mapping_file(Path(args.inputs), "inputs").data if args.inputs else {}
-    opening(definition.spec, inputs, library.team.people, utc_now())  # the flow checks them again; a mistake is told before Prefect starts
+    calendar = calendar_of(definition.spec, library.team)
+    opening(definition.spec, inputs, library.team.people, utc_now(), calendar)  # the flow checks them again; a mistake is told before Prefect starts
     answers = None
     if args.answers:
         document = read_mapping_file(Path(args.answers), "answers")

@@ -1,13 +1,38 @@
-"""``aftercare simulate FILE --inputs F --answers F [--json] [--record]``: run a definition in memory, no Prefect."""
+"""``aftercare simulate FILE --inputs F --answers F [--at DATETIME] [--json] [--record]``: run a definition in memory, no Prefect."""
 
 from __future__ import annotations
 
 import argparse
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from aftercare.engine.errors import AftercareError
+
 SIMULATED = "simulated"
+
+
+class SimulateArgumentError(AftercareError, ValueError):
+    """An argument of ``aftercare simulate`` that cannot be used (``--at`` that is not a moment)."""
+
+
+def start_at(text: str | None) -> datetime | None:
+    """``--at``: when the simulated clock starts, ISO 8601 with its offset (``2026-09-25T17:00+08:00``).
+
+    Raises:
+        SimulateArgumentError: naming ``--at`` and the text: not ISO 8601, or no offset (whose 17:00?).
+    """
+    if text is None:
+        return None
+    example = "such as 2026-09-25T17:00+08:00"
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise SimulateArgumentError(f"--at {text!r} is not an ISO 8601 date-time with an offset, {example}") from None
+    if moment.tzinfo is None:
+        raise SimulateArgumentError(f"--at {text!r} has no UTC offset; say whose clock, {example} or 2026-09-25T09:00Z")
+    return moment
 
 
 def add_parsers(sub: Any) -> None:
@@ -16,6 +41,7 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("file")
     p.add_argument("--inputs", metavar="F")
     p.add_argument("--answers", metavar="F")
+    p.add_argument("--at", metavar="DATETIME", help="when the simulated clock starts (ISO 8601 with offset; default Monday 2026-01-05 09:00 UTC)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--record", action="store_true", help="write the simulated case to the register")
     p.set_defaults(handler=simulate)
@@ -28,6 +54,7 @@ def simulate(args: argparse.Namespace) -> int:
     from aftercare.engine.yaml_source import read_mapping_file
     from aftercare.notifications import Composer, load_checked_library
 
+    start = start_at(args.at)
     file = Path(args.file)
     library = load_checked_library(file.parent)
     loaded = library.get(file.name)
@@ -37,7 +64,7 @@ def simulate(args: argparse.Namespace) -> int:
         document = read_mapping_file(Path(args.answers), "answers")
         answers = ScriptedAnswers.parse(document.data, loaded.spec, document=document)
     catalog = {name: item.spec for name, item in library.definitions.items()}
-    simulator = Simulator(loaded.spec, library.team, answers, composer=Composer.for_library(library), catalog=catalog)
+    simulator = Simulator(loaded.spec, library.team, answers, composer=Composer.for_library(library), catalog=catalog, start=start)
     result = simulator.run(inputs)
     if args.record:
         result.case.key = record_simulation(result, loaded)
@@ -72,7 +99,7 @@ def record_simulation(result: Any, definition: Any, register: Any = None, *, act
     register.save_definition(definition.digest, spec.process, spec.version, Path(definition.path).read_text(encoding="utf-8"))
     record = register.open_case(
         process=spec.process, version=spec.version, definition_hash=definition.digest, key_prefix=spec.key,
-        title=case.title, inputs=case.inputs, due_at=case.due_at, opened_at=case.opened_at, actor=actor,
+        title=case.title, inputs=case.inputs, due_at=result.opened_due, opened_at=case.opened_at, actor=actor,
     )
     key = record.key
     register.update_case(key, fields={**case.fields, SIMULATED: True}, actor=actor, at=case.opened_at)
@@ -102,6 +129,9 @@ def record_simulation(result: Any, definition: Any, register: Any = None, *, act
                     fields=dict(answer.fields), answered_at=at, decide=decided,
                 )
         register.complete_step(key, step_id, visit, step_result, finished_at, started_at=started_at)
+        for moved_step, moved_visit, due_at in result.due_moves:
+            if (moved_step, moved_visit) == (step_id, visit):  # sla.pause_while: the clock stood still while it waited
+                register.update_case(key, due_at=due_at, actor=actor, at=finished_at)
     for message in result.messages:
         register.audit(
             key, "message.simulated", actor,
