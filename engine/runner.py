@@ -21,6 +21,7 @@ from .errors import StepError
 from .results import decision_result, end_result
 from .spec import (
     ApprovalStep,
+    CallStep,
     DecisionStep,
     EndStep,
     HumanStep,
@@ -77,6 +78,10 @@ class StepExecutor(Protocol):
 
     def start(self, case: CaseState, step: StartStep, visit: int, inputs: list[dict[str, Any]]) -> dict[str, Any]:
         """Open linked cases, one per inputs mapping; return :func:`~aftercare.engine.results.start_result`."""
+
+    def call(self, case: CaseState, step: CallStep, visit: int, inputs: dict[str, Any]) -> dict[str, Any]:
+        """Run the step's kind with its rendered ``with:`` (the simulator: as scripted); return
+        :func:`~aftercare.engine.results.call_result` or :func:`~aftercare.engine.results.call_error`."""
 
     def complete(self, case: CaseState, step: StepSpec, visit: int, result: dict[str, Any]) -> dict[str, Any]:
         """Persist a finished step; returns the result as stored (the first one on a replay)."""
@@ -406,6 +411,8 @@ def _perform(
         return executor.record(case, step, visit, values)
     if isinstance(step, StartStep):
         return executor.start(case, step, visit, start_inputs(step, scope))
+    if isinstance(step, CallStep):
+        return executor.call(case, step, visit, expressions.resolve_value(dict(step.with_), scope))
     raise StepError(f"step {step.id!r}: unknown step type")
 
 
