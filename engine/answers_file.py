@@ -144,12 +144,12 @@ def _called(item: Any, where: PathKey, problem: Any) -> ScriptedAnswer | None:
     """What a call step's kind gives this visit: ``{output: {status: 201}}`` or ``{error: "503 from tracker"}``."""
     keys = set(item) if isinstance(item, Mapping) else set()
     output, error = (item.get("output"), item.get("error")) if isinstance(item, Mapping) else (None, None)
-    if len(keys) != 1 or not (isinstance(output, Mapping) or (isinstance(error, str) and error.strip())):
-        problem(where, f"a call step is scripted as {{output: {{FIELD: VALUE}}}} or {{error: MESSAGE}}, got {item!r}")
-        return None
-    if error is not None:
-        return ScriptedAnswer(Submission(by=""), error=str(error))
-    return ScriptedAnswer(Submission(by=""), output={str(name): value for name, value in output.items()})
+    if len(keys) == 1 and isinstance(output, Mapping):
+        return ScriptedAnswer(Submission(by=""), output={str(name): value for name, value in output.items()})
+    if len(keys) == 1 and isinstance(error, str) and error.strip():
+        return ScriptedAnswer(Submission(by=""), error=error)
+    problem(where, f"a call step is scripted as {{output: {{FIELD: VALUE}}}} or {{error: MESSAGE}}, got {item!r}")
+    return None
 
 
 def _answer(item: Any, where: PathKey, problem: Any) -> ScriptedAnswer | None:

@@ -162,12 +162,12 @@ def load_kinds(points: Iterable[EntryPoint]) -> KindRegistry:
 def _kind(point: EntryPoint, package: str) -> StepKind:
     target = point.load()
     inputs, outputs = getattr(target, "Input", None), getattr(target, "Output", None)
-    for name, model in (("Input", inputs), ("Output", outputs)):
-        if not (isinstance(model, type) and issubclass(model, BaseModel)):
-            raise TypeError(f"{point.value} has no pydantic model {name}")
+    if not (isinstance(inputs, type) and issubclass(inputs, BaseModel)):
+        raise TypeError(f"{point.value} has no pydantic model Input")
+    if not (isinstance(outputs, type) and issubclass(outputs, BaseModel)):
+        raise TypeError(f"{point.value} has no pydantic model Output")
     if not callable(getattr(target, "run", None)) or not callable(target):
         raise TypeError(f"{point.value} is not a class with a run(inputs, context) method")
-    assert isinstance(inputs, type) and isinstance(outputs, type)
     clash = sorted(RESERVED_OUTPUTS & set(outputs.model_fields))
     if clash:
         raise TypeError(f"{point.value}.Output has fields {clash}, which a call step's result keeps for itself")

@@ -66,7 +66,8 @@ class HttpKind:
         """One attempt: the request, then its answer or a (retryable or not) error."""
         url = _expand(inputs.url, context)
         headers = {name: _expand(value, context) for name, value in inputs.headers.items()}
-        headers.setdefault("Idempotency-Key", context.idempotency_key)
+        if not any(name.lower() == "idempotency-key" for name in headers):
+            headers["Idempotency-Key"] = context.idempotency_key
         try:
             response = httpx.request(
                 inputs.method, url, headers=headers, json=inputs.json_body, data=inputs.form, timeout=inputs.timeout
