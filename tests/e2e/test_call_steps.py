@@ -8,6 +8,8 @@
   from the top when answered: the tracker answers 503, then 201; after the replay it has
   still seen exactly those two requests, with one ``Idempotency-Key`` and the token taken
   from the environment.
+- A served run killed while the tracker holds its request recorded nothing; the restarted
+  ``serve`` runs it again and it calls again, with the same ``Idempotency-Key``.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ import pytest
 
 from aftercare.engine import kinds
 from aftercare.flows.answering import submit_answer
-from tests.e2e.conftest import AFTERCARE, Aftercare, timing, write_team
+from tests.e2e.conftest import AFTERCARE, Aftercare, kill_group, timing, write_team
+from tests.e2e.test_crash_recovery import HoldingListener, holding_listener  # noqa: F401 - the fixture, shared
 from tests.fixtures.http_listener import HttpListener
 from tests.fixtures.prefect_server import PrefectServer
 
@@ -163,3 +166,36 @@ def test_a_served_http_step_is_called_once_across_suspend_and_replay(
     assert {r.headers["authorization"] for r in requests} == {"Bearer s3cret"}
     assert {json.dumps(r.json, sort_keys=True) for r in requests} == {json.dumps({"reference": key, "title": "Export times out"})}
     assert task_runs(aftercare.server, run_id)["open-ticket #1"] == 1
+
+
+@pytest.mark.prefect_server
+@pytest.mark.timeout(300)
+def test_a_run_that_dies_during_the_call_calls_again_with_the_same_key(
+    aftercare_env: Callable[..., Aftercare], holding_listener: HoldingListener, tmp_path: Path
+) -> None:
+    """``kill -9`` of ``serve`` while the tracker holds the request: nothing was recorded, so the replay calls again."""
+    folder = tmp_path / "processes"
+    write_team(folder)
+    (folder / "ticket-crash.yaml").write_text(
+        TICKET.replace("process: ticket-drill", "process: ticket-crash").replace("key: TKT", "key: TCR").replace("timeout: 5", "timeout: 60"),
+        encoding="utf-8",
+    )
+    aftercare = aftercare_env(folder, ["ticket-crash"], TRACKER_URL=holding_listener.url, TRACKER_TOKEN="s3cret")
+    with aftercare.serve() as first:
+        run_id = aftercare.start("ticket-crash", {"title": "Crash mid-call"})
+        key = aftercare.case_of(run_id).key
+        holding_listener.wait_for(1, timeout=60)  # the call is in flight, held by the tracker
+        kill_group(first.process)
+    holding_listener.release.set()
+    assert aftercare.register.step_run(key, "open-ticket", 1) is None  # nothing recorded: the call never returned
+
+    with aftercare.serve():
+        aftercare.wait_waiting_at(run_id, key, "approve", timeout=120)
+        submit_answer(key, "approve", by="li.na", decision="approve", comment="", register=aftercare.register)
+        final = aftercare.wait_final(run_id)
+    assert final.state_name == "Completed"
+    steps = [(run.step_id, run.visit, run.status) for run in aftercare.register.step_runs(key)]
+    assert steps == [("open-ticket", 1, "done"), ("approve", 1, "done"), ("book", 1, "done"), ("done", 1, "done")]
+    assert aftercare.register.step_run(key, "open-ticket", 1).result == {"status": 200, "json": {}, "text": "{}"}  # type: ignore[union-attr]
+    assert [r["path"] for r in holding_listener.requests] == ["/api/issues", "/api/issues"]
+    assert [r["idempotency_key"] for r in holding_listener.requests] == [f"aftercare:{key}:open-ticket:1"] * 2
