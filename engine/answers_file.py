@@ -148,7 +148,8 @@ def _called(item: Any, where: PathKey, problem: Any) -> ScriptedAnswer | None:
         return ScriptedAnswer(Submission(by=""), output={str(name): value for name, value in output.items()})
     if len(keys) == 1 and isinstance(error, str) and error.strip():
         return ScriptedAnswer(Submission(by=""), error=error)
-    problem(where, f"a call step is scripted as {{output: {{FIELD: VALUE}}}} or {{error: MESSAGE}}, got {item!r}")
+    hint = did_you_mean(str(next(iter(keys))), ("output", "error")) if len(keys) == 1 and not keys & {"output", "error"} else ""
+    problem(where, f"a call step is scripted as {{output: {{FIELD: VALUE}}}} or {{error: MESSAGE}}, got {item!r}{hint}")
     return None
 
 

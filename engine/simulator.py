@@ -358,7 +358,7 @@ class Simulator:
         except NotFoundError as error:
             raise StepError(f"step {step.id!r}: {error}") from None
         except ValidationError as error:
-            raise AnswerError(f"step {step.id!r}: the scripted output does not fit {step.call!r}'s Output: {kinds.first_problem(error)}") from None
+            raise AnswerError(f"step {step.id!r}: the scripted output does not fit the Output of {step.call!r}: {kinds.first_problem(error)}") from None
 
     def start(self, case: CaseState, step: StartStep, visit: int, inputs: list[dict[str, Any]]) -> dict[str, Any]:
         assert self.result is not None

@@ -298,12 +298,13 @@ def test_a_scripted_output_must_fit_the_kinds_output(library: Library) -> None:
     with pytest.raises(AnswerError) as raised:
         simulate(library, {"post": {"output": {"entry": "four", "account": "ops", "balance": 1}}})
     assert str(raised.value) == (
-        "step 'post': the scripted output does not fit 'ledger-post''s Output: entry: Input should be a valid integer, "
+        "step 'post': the scripted output does not fit the Output of 'ledger-post': entry: Input should be a valid integer, "
         "unable to parse string as an integer"
     )
 
 
 @pytest.mark.parametrize(("given", "message"), [
+    ({"outptu": {"entry": 1}}, "a call step is scripted as {output: {FIELD: VALUE}} or {error: MESSAGE}, got {'outptu': {'entry': 1}}; did you mean 'output'?"),
     ({"output": {"entry": 1}, "error": "x"}, "a call step is scripted as {output: {FIELD: VALUE}} or {error: MESSAGE}, got {'output': {'entry': 1}, 'error': 'x'}"),
     ({"decision": "approve", "by": "ann"}, "a call step is scripted as {output: {FIELD: VALUE}} or {error: MESSAGE}, got {'decision': 'approve', 'by': 'ann'}"),
     ({"error": " "}, "a call step is scripted as {output: {FIELD: VALUE}} or {error: MESSAGE}, got {'error': ' '}"),
