@@ -79,6 +79,30 @@ class CallContext:
         return _SECRET.sub(lambda match: self.secret(match.group(1)), text)
 
 
+def smuggled_secret(written: Any, rendered: Any, at: str = "with") -> str | None:
+    """Where a template's output brought a ``${VAR}`` into ``with:`` that the definition's own text does not have.
+
+    ``${VAR}`` reads the environment, so only the definition's author may write one: a case's
+    input or an answer that carries ``${DATABASE_PASSWORD}`` into a URL or a header would
+    otherwise send that secret away. Returns the place (``with.url``), None when all is well.
+    """
+    if isinstance(written, dict) and isinstance(rendered, dict):
+        for key, value in rendered.items():
+            found = smuggled_secret(written.get(key), value, f"{at}.{key}")
+            if found:
+                return found
+        return None
+    if isinstance(written, (list, tuple)) and isinstance(rendered, (list, tuple)):
+        for index, value in enumerate(rendered):
+            found = smuggled_secret(written[index] if index < len(written) else None, value, f"{at}[{index}]")
+            if found:
+                return found
+        return None
+    if isinstance(rendered, str) and len(_SECRET.findall(rendered)) > (len(_SECRET.findall(written)) if isinstance(written, str) else 0):
+        return at
+    return None
+
+
 def idempotency_key(case_key: str, step_id: str, visit: int) -> str:
     """The key of one visit of a call step: the same on every attempt and replay."""
     return f"aftercare:{case_key}:{step_id}:{visit}"
@@ -247,4 +271,5 @@ __all__ = [
     "installed",
     "load_kinds",
     "run_call",
+    "smuggled_secret",
 ]

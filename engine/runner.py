@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
-from . import expressions, router
+from . import expressions, kinds, router
 from .answers import HumanPlan, plan_human_step
 from .case import CaseState
 from .durations import due_after
 from .errors import StepError
-from .results import decision_result, end_result
+from .results import call_error, decision_result, end_result
 from .spec import (
     ApprovalStep,
     CallStep,
@@ -412,7 +412,11 @@ def _perform(
     if isinstance(step, StartStep):
         return executor.start(case, step, visit, start_inputs(step, scope))
     if isinstance(step, CallStep):
-        return executor.call(case, step, visit, expressions.resolve_value(dict(step.with_), scope))
+        given = expressions.resolve_value(dict(step.with_), scope)
+        smuggled = kinds.smuggled_secret(dict(step.with_), given)
+        if smuggled is not None:  # never called: the value would read the environment
+            return call_error(f"{smuggled}: a template gave ${{...}}, which reads the environment; only the definition's own text may")
+        return executor.call(case, step, visit, given)
     raise StepError(f"step {step.id!r}: unknown step type")
 
 

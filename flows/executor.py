@@ -369,7 +369,7 @@ class PrefectExecutor:
             def store() -> StepRunRecord:
                 return self._store(case, step, visit, result)
 
-            stored = self._as_task(step, visit, store) if isinstance(step, (DecisionStep, EndStep, WaitStep)) else store()
+            stored = self._as_task(step, visit, store) if isinstance(step, (DecisionStep, EndStep, WaitStep, CallStep)) else store()
         if isinstance(step, NotifyStep):
             self.messenger.deliver()
         if self.suspend and is_human(step) and _has_deadlines(step):

@@ -285,6 +285,24 @@ def test_without_on_error_a_failed_call_ends_the_case_failed(library: Library) -
     assert (result.path, result.outcome) == (["post"], "failed")
 
 
+def test_a_template_may_not_bring_an_environment_variable_into_with(library: Library) -> None:
+    result = simulate(library, {"post": {"output": {"entry": 1, "account": "x", "balance": 1}}}, {**INPUTS, "account": "${DATABASE_URL}"})
+    assert (result.path, result.outcome) == (["post", "tell-lead", "not-posted"], "not-posted")
+    assert result.case.results["post"] == {
+        "error": "with.account: a template gave ${...}, which reads the environment; only the definition's own text may"
+    }
+
+
+@pytest.mark.parametrize(("written", "rendered", "found"), [
+    ({"url": "${BASE}/x/{{ inputs.id }}"}, {"url": "${BASE}/x/7"}, None),
+    ({"url": "${BASE}/x/{{ inputs.id }}"}, {"url": "${BASE}/x/${HOME}"}, "with.url"),
+    ({"json": {"notes": ["{{ inputs.a }}"]}}, {"json": {"notes": ["${TOKEN}"]}}, "with.json.notes[0]"),
+    ({"amount": "{{ inputs.n }}"}, {"amount": 5}, None),
+])
+def test_smuggled_secrets_are_found_where_they_are(written: Any, rendered: Any, found: str | None) -> None:
+    assert kinds.smuggled_secret(written, rendered) == found
+
+
 def test_a_call_step_without_a_script_is_a_clear_error(library: Library) -> None:
     with pytest.raises(StepError) as raised:
         simulate(library, {})
