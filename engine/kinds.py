@@ -136,7 +136,7 @@ class StepKind:
             ValidationError: the values do not fit the kind's ``Output``.
         """
         model = given if isinstance(given, self.output_model) else self.output_model.model_validate(given)
-        return model.model_dump(mode="json")
+        return model.model_dump(mode="json", by_alias=True)  # as templates read them: ``json``, not ``json_body``
 
     def with_schema(self) -> dict[str, Any]:
         """The JSON Schema of ``with:`` for this kind (the ``Input`` model's)."""
@@ -192,7 +192,7 @@ def _kind(point: EntryPoint, package: str) -> StepKind:
         raise TypeError(f"{point.value} has no pydantic model Output")
     if not callable(getattr(target, "run", None)) or not callable(target):
         raise TypeError(f"{point.value} is not a class with a run(inputs, context) method")
-    clash = sorted(RESERVED_OUTPUTS & set(outputs.model_fields))
+    clash = sorted(RESERVED_OUTPUTS & {info.alias or name for name, info in outputs.model_fields.items()})
     if clash:
         raise TypeError(f"{point.value}.Output has fields {clash}, which a call step's result keeps for itself")
     doc = (getattr(target, "__doc__", None) or "").strip().splitlines()

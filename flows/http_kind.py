@@ -55,12 +55,8 @@ class HttpKind:
         model_config = ConfigDict(populate_by_name=True)
 
         status: int
-        json_body: Any = Field(default=None, alias="json", serialization_alias="json")
+        json_body: Any = Field(default=None, alias="json")
         text: str = ""
-
-        def model_dump(self, **kwargs: Any) -> dict[str, Any]:
-            """Keyed as written in templates (``json``, not ``json_body``)."""
-            return super().model_dump(**{"by_alias": True, **kwargs})
 
     def run(self, inputs: Input, context: Any) -> Output:
         """One attempt: the request, then its answer or a (retryable or not) error."""
