@@ -184,76 +184,58 @@ def problems(path: Path) -> list[str]:
     return [str(problem) for problem in validate([path])[1]]
 
 
-def test_a_typo_in_the_kind_is_refused_with_file_line_and_the_installed_kinds(tmp_path: Path, step_plugin: kinds.KindRegistry) -> None:
-    path = definition(tmp_path, "  - id: post\n    type: call\n    call: ledger-psot\n    with: {ledger: l, account: a, amount: 1}\n")
-    assert problems(path) == [
-        f"{path}:11:11: steps[0].call: unknown step kind 'ledger-psot'; did you mean 'ledger-post'?; installed: http, ledger-post"
-    ]
-
-
-def test_a_wrong_with_field_is_refused_with_file_line_and_a_suggestion(tmp_path: Path, step_plugin: kinds.KindRegistry) -> None:
-    path = definition(tmp_path, "  - id: post\n    type: call\n    call: ledger-post\n    with: {ledger: l, acount: a, amount: 1}\n")
-    assert problems(path) == [f"{path}:12:23: steps[0].with.acount: step kind 'ledger-post' has no input 'acount'; did you mean 'account'?"]
-
-
-def test_with_values_are_checked_against_the_input_model(tmp_path: Path, step_plugin: kinds.KindRegistry) -> None:
-    path = definition(
-        tmp_path,
-        "  - id: post\n    type: call\n    call: ledger-post\n"
-        "    with: {ledger: l, amount: -5}\n"
-        "  - id: ticket\n    type: call\n    call: http\n"
-        "    with: {url: 'https://x.example/api', method: POTS}\n",
-    )
-    assert problems(path) == [
-        f"{path}:12:11: steps[0].with: step kind 'ledger-post' needs input 'account' in with:",
-        f"{path}:12:31: steps[0].with.amount: with.amount of step kind 'ledger-post': Input should be greater than 0 (got -5)",
-        f"{path}:16:50: steps[1].with.method: with.method of step kind 'http': Input should be 'GET', 'POST', 'PUT', 'PATCH', "
-        "'DELETE' or 'HEAD' (got 'POTS'); did you mean 'POST'?",
-    ]
-
-
-def test_templated_with_values_are_checked_by_the_type_they_give(tmp_path: Path, step_plugin: kinds.KindRegistry) -> None:
-    path = definition(
-        tmp_path,
-        "  - id: post\n    type: call\n    call: ledger-post\n"
-        "    with:\n"
+LOAD_CASES = {
+    "a typo in the kind: the installed kinds": (
+        "  - id: post\n    type: call\n    call: ledger-psot\n    with: {ledger: l, account: a, amount: 1}\n",
+        ["11:11: steps[0].call: unknown step kind 'ledger-psot'; did you mean 'ledger-post'?; installed: http, ledger-post"],
+    ),
+    "a wrong with: field: a suggestion": (
+        "  - id: post\n    type: call\n    call: ledger-post\n    with: {ledger: l, acount: a, amount: 1}\n",
+        ["12:23: steps[0].with.acount: step kind 'ledger-post' has no input 'acount'; did you mean 'account'?"],
+    ),
+    "with: values against the Input model": (
+        "  - id: post\n    type: call\n    call: ledger-post\n    with: {ledger: l, amount: -5}\n"
+        "  - id: ticket\n    type: call\n    call: http\n    with: {url: 'https://x.example/api', method: POTS}\n",
+        [
+            "12:11: steps[0].with: step kind 'ledger-post' needs input 'account' in with:",
+            "12:31: steps[0].with.amount: with.amount of step kind 'ledger-post': Input should be greater than 0 (got -5)",
+            "16:50: steps[1].with.method: with.method of step kind 'http': Input should be 'GET', 'POST', 'PUT', 'PATCH', "
+            "'DELETE' or 'HEAD' (got 'POTS'); did you mean 'POST'?",
+        ],
+    ),
+    "templates by the type they give": (
+        "  - id: post\n    type: call\n    call: ledger-post\n    with:\n"
         "      ledger: '{{ inputs.title }}'\n"  # a string field: fine
         "      account: '{{ inputs.count }}'\n"  # an integer where text is needed
         "      amount: '{{ inputs.title }}'\n"  # text where a number is needed
         "      memo: 'paid {{ inputs.count }}'\n"  # renders to text: fine
         "      fail_first: '{{ inputs.count }}'\n"  # an integer: fine
         "      refuse: '{{ inputs.count > 3 }}'\n",  # its type is known only at run time: not checked
-    )
-    assert problems(path) == [
-        f"{path}:14:16: steps[0].with.account: with.account of step kind 'ledger-post': Input should be a valid string ('{{{{ inputs.count }}}}' gives int here)",
-        f"{path}:15:15: steps[0].with.amount: with.amount of step kind 'ledger-post': Input should be a valid number, "
-        "unable to parse string as a number ('{{ inputs.title }}' gives str here)",
-    ]
-
-
-def test_a_call_steps_outputs_are_the_kinds_and_error(tmp_path: Path, step_plugin: kinds.KindRegistry) -> None:
-    path = definition(
-        tmp_path,
+        [
+            "14:16: steps[0].with.account: with.account of step kind 'ledger-post': Input should be a valid string ('{{ inputs.count }}' gives int here)",
+            "15:15: steps[0].with.amount: with.amount of step kind 'ledger-post': Input should be a valid number, "
+            "unable to parse string as a number ('{{ inputs.title }}' gives str here)",
+        ],
+    ),
+    "later templates read the kind's outputs and error": (
         "  - id: post\n    type: call\n    call: ledger-post\n    with: {ledger: l, account: a, amount: 1}\n    on_error: failed\n"
         "  - id: tell\n    type: notify\n    to: role:lead\n    message: '{{ post.entry }} {{ post.balanse }}'\n    next: done\n"
         "  - id: failed\n    type: notify\n    to: role:lead\n    message: '{{ post.error }}'\n",
-    )
-    assert problems(path) == [
-        f"{path}:17:14: steps[1].message: step 'post' has no field 'balanse'; did you mean 'balance'?; "
-        "it has account, balance, entry, error, visit, withdrawn"
-    ]
-
-
-def test_retry_and_on_error_are_checked(tmp_path: Path, step_plugin: kinds.KindRegistry) -> None:
-    path = definition(
-        tmp_path,
+        ["17:14: steps[1].message: step 'post' has no field 'balanse'; did you mean 'balance'?; it has account, balance, entry, error, visit, withdrawn"],
+    ),
+    "retry is checked": (
         "  - id: post\n    type: call\n    call: ledger-post\n    with: {ledger: l, account: a, amount: 1}\n"
-        "    retry: {attempts: 3, delay: 2 secs}\n    on_error: tel-lead\n",
-    )
-    assert problems(path) == [
-        f"{path}:13:33: steps[0].retry.delay: '2 secs' is not a duration; write a number with a unit w, d, h, m or s, "
-        "such as 3d, 4h or 1d12h; did you mean '2s'?",
-    ]
+        "    retry: {attempts: 3, delay: 2 secs}\n",
+        ["13:33: steps[0].retry.delay: '2 secs' is not a duration; write a number with a unit w, d, h, m or s, such as 3d, 4h or 1d12h; did you mean '2s'?"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", LOAD_CASES)
+def test_a_call_step_is_checked_at_load_with_file_line_and_suggestions(tmp_path: Path, step_plugin: kinds.KindRegistry, case: str) -> None:
+    steps, expected = LOAD_CASES[case]
+    path = definition(tmp_path, steps)
+    assert problems(path) == [f"{path}:{line}" for line in expected]
 
 
 # --- simulating: scripted, never run ---------------------------------------------------------
