@@ -6,6 +6,7 @@ case asks: ``{decision: approve|reject, by: PERSON, comment: ..., FIELD: VALUE}`
 waiting: the simulator advances its clock, ``aftercare run`` submits in that order without
 sleeping) and ``timeout: true`` (nobody answers: the step's due passes). An answer scripted
 after the due of a step with ``on_timeout`` is too late: the timeout wins, as at run time.
+A ``call`` step is scripted too, never run: ``{output: {...}}`` or ``{error: "..."}``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 from .answers import Submission
 from .durations import parse_duration
 from .errors import DefinitionError, Problem
-from .spec import ProcessSpec, StartStep, is_human
+from .spec import CallStep, ProcessSpec, StartStep, is_human
 from .suggest import did_you_mean
 from .yaml_source import PathKey, SourceDocument, format_path
 
@@ -35,6 +36,10 @@ class ScriptedAnswer:
     timeout: bool = False
     outcome: str | None = None
     """For a ``start`` step with ``wait``: the outcome its next linked case ends with."""
+    output: Mapping[str, Any] | None = None
+    """For a ``call`` step: the output its kind returns this visit."""
+    error: str | None = None
+    """For a ``call`` step: the message its last attempt fails with this visit (it takes ``on_error``)."""
 
 
 class ScriptedAnswers:
@@ -83,15 +88,17 @@ class ScriptedAnswers:
                 continue
             step = spec.step(name)
             linked = isinstance(step, StartStep) and step.wait is not None
-            if not is_human(step) and not linked:
+            called = isinstance(step, CallStep)
+            if not is_human(step) and not linked and not called:
                 problem((step_id,), f"step {name!r} is a {step.type} step; answers are for approval, form and checklist steps"
-                        " (and a start step with wait: the outcomes of its cases)")
+                        " (and a start step with wait: the outcomes of its cases; a call step: its output or error)")
                 continue
             items = given if isinstance(given, list) else [given]
             queue: list[ScriptedAnswer] = []
             for index, item in enumerate(items):
                 where: PathKey = (step_id, index) if isinstance(given, list) else (step_id,)
-                scripted = _ending(item, where, problem) if linked else _answer(item, where, problem)
+                reader = _ending if linked else _called if called else _answer
+                scripted = reader(item, where, problem)
                 if scripted is not None:
                     queue.append(scripted)
             queues[name] = queue
@@ -131,6 +138,19 @@ def _ending(item: Any, where: PathKey, problem: Any) -> ScriptedAnswer | None:
             problem((*where, "after"), f"after: {error}")
             return None
     return ScriptedAnswer(Submission(by=""), after=after, outcome=str(item["outcome"]))
+
+
+def _called(item: Any, where: PathKey, problem: Any) -> ScriptedAnswer | None:
+    """What a call step's kind gives this visit: ``{output: {status: 201}}`` or ``{error: "503 from tracker"}``."""
+    keys = set(item) if isinstance(item, Mapping) else set()
+    output, error = (item.get("output"), item.get("error")) if isinstance(item, Mapping) else (None, None)
+    if len(keys) == 1 and isinstance(output, Mapping):
+        return ScriptedAnswer(Submission(by=""), output={str(name): value for name, value in output.items()})
+    if len(keys) == 1 and isinstance(error, str) and error.strip():
+        return ScriptedAnswer(Submission(by=""), error=error)
+    hint = did_you_mean(str(next(iter(keys))), ("output", "error")) if len(keys) == 1 and not keys & {"output", "error"} else ""
+    problem(where, f"a call step is scripted as {{output: {{FIELD: VALUE}}}} or {{error: MESSAGE}}, got {item!r}{hint}")
+    return None
 
 
 def _answer(item: Any, where: PathKey, problem: Any) -> ScriptedAnswer | None:

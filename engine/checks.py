@@ -10,14 +10,17 @@ from zoneinfo import ZoneInfo
 
 from jinja2.exceptions import TemplateSyntaxError
 
-from . import expressions, router
+from pydantic import BaseModel, ValidationError
+
+from . import expressions, kinds, router
 from .case import CASE_ATTRIBUTES
 from .durations import is_business
 from .structure import analyse
-from .errors import Problem
+from .errors import NotFoundError, Problem
 from .schedule_rules import cron_problem, quoted, timezone_problem
 from .spec import (
     ApprovalStep,
+    CallStep,
     ChecklistStep,
     DecisionStep,
     FieldSpec,
@@ -71,15 +74,18 @@ class DefinitionChecker:
         templates: Mapping[str, str] | None = None,
         *,
         team_has_problems: bool = False,
+        step_kinds: kinds.KindRegistry | None = None,
     ) -> None:
         """``team_has_problems``: there is a team file, but it did not load (its own problems say why),
-        so references to people and roles go unchecked rather than reported as having no team."""
+        so references to people and roles go unchecked rather than reported as having no team.
+        ``step_kinds``: the kinds ``call`` steps may name (default: the installed ones)."""
         self.spec = spec
         self.document = document
         self.team = team
         self.team_has_problems = team_has_problems
         self.catalog = catalog
         self.templates = templates
+        self._step_kinds = step_kinds
         self.problems: list[Problem] = []
         self.step_path = {step.id: ("steps", index) for index, step in enumerate(spec.steps)}
         self.case_fields = {name for step in spec.steps if isinstance(step, RecordStep) for name in step.set}
@@ -130,6 +136,8 @@ class DefinitionChecker:
         if isinstance(step, ParallelStep):
             for index, target in enumerate(step.branches):
                 yield ("branches", index), target
+        if isinstance(step, CallStep) and step.on_error:
+            yield ("on_error",), step.on_error
 
     def _jump_targets(self) -> None:
         for index, step in enumerate(self.spec.steps):
@@ -301,6 +309,8 @@ class DefinitionChecker:
                 self._templates_in((*path, "set", name), value)
         elif isinstance(step, StartStep):
             self._start(path, step)
+        elif isinstance(step, CallStep):
+            self._call(path, step)
         elif isinstance(step, WaitStep) and step.until is not None:
             if expressions.is_template(step.until):
                 self._template((*path, "until"), step.until)
@@ -434,6 +444,95 @@ class DefinitionChecker:
                 self._add((*path, "process"), f"unknown process {step.process!r}{did_you_mean(step.process, self.catalog)}")
             return
         self._constant_inputs((*path, "inputs"), target, step.inputs, f"step {step.id!r}")
+
+    @property
+    def step_kinds(self) -> kinds.KindRegistry:
+        """The kinds call steps may name (read when a definition has a call step)."""
+        if self._step_kinds is None:
+            self._step_kinds = kinds.installed()
+        return self._step_kinds
+
+    def _kind_of(self, step: CallStep) -> kinds.StepKind | None:
+        return self.step_kinds.kinds.get(step.call)
+
+    def _call(self, path: PathKey, step: CallStep) -> None:
+        """A call step: its kind is installed, and ``with:`` fits the kind's Input (templates by the type they give, when known)."""
+        for name, value in step.with_.items():
+            self._templates_in((*path, "with", name), value)
+        kind = self._kind_of(step)
+        if kind is None:
+            try:
+                self.step_kinds.get(step.call)
+            except NotFoundError as error:
+                self._add((*path, "call"), str(error))
+            return
+        unknown: list[tuple[str | int, ...]] = []
+        rendered: list[tuple[str | int, ...]] = []
+        sample = self._sample(step.with_, (), unknown, rendered)
+        try:
+            kind.input_model.model_validate(sample)
+        except ValidationError as error:
+            items = [
+                item for item in error.errors(include_url=False)
+                if not any(tuple(item["loc"])[: len(u)] == u for u in unknown)  # a template whose type is known only when the case runs
+                and not (tuple(item["loc"]) in rendered and not str(item["type"]).endswith(("_type", "_parsing")))  # its value, too
+            ]
+            fields = _field_names(kind.input_model)
+            # a misspelt input is one problem, not also "needs" the input it was meant to be
+            meant = {closest(str(item["loc"][-1]), fields) for item in items if item["type"] == "extra_forbidden" and len(item["loc"]) == 1}
+            for item in items:
+                if not (item["type"] == "missing" and len(item["loc"]) == 1 and item["loc"][0] in meant):
+                    self._with_problem(path, kind, tuple(item["loc"]), item)
+
+    def _with_problem(self, path: PathKey, kind: kinds.StepKind, loc: tuple[str | int, ...], item: Any) -> None:
+        fields = _field_names(kind.input_model)
+        dotted = ".".join(str(part) for part in loc)
+        if item["type"] == "extra_forbidden":
+            name = str(loc[-1])
+            hint = did_you_mean(name, fields) or f"; {kind.name!r} takes {', '.join(fields)}"
+            self._add((*path, "with", *loc), f"step kind {kind.name!r} has no input {name!r}{hint}", key=True)
+        elif item["type"] == "missing":
+            where = (*path, "with") if "with" in (self._raw(path) or {}) else (*path, "call")
+            self._add(where, f"step kind {kind.name!r} needs input {dotted!r} in with:")
+        else:
+            raw = self._raw((*path, "with", *loc))
+            shown = f" ({raw!r} gives {type(item.get('input')).__name__} here)" if expressions.is_template(raw) else f" (got {item.get('input')!r})"
+            expected = re.findall(r"'([^']*)'", str(item.get("ctx", {}).get("expected", ""))) if item["type"] == "literal_error" else []
+            hint = did_you_mean(str(item.get("input")), expected) if expected else ""
+            self._add((*path, "with", *loc), f"with.{dotted} of step kind {kind.name!r}: {item['msg']}{shown}{hint}")
+
+    def _sample(self, value: Any, at: tuple[str | int, ...], unknown: list[tuple[str | int, ...]], rendered: list[tuple[str | int, ...]]) -> Any:
+        """``with:`` as the kind would get it, each template replaced by a value of the type it gives.
+
+        A template of several parts renders to text (noted in ``rendered``); ``{{ x }}`` alone
+        keeps x's type, known when x is a typed input or form field, else noted in ``unknown``.
+        """
+        if isinstance(value, dict):
+            return {key: self._sample(item, (*at, key), unknown, rendered) for key, item in value.items()}
+        if isinstance(value, list):
+            return [self._sample(item, (*at, index), unknown, rendered) for index, item in enumerate(value)]
+        if not isinstance(value, str) or not expressions.is_template(value):
+            return value
+        single = expressions.single_expression(value)
+        field = self._read_field(single) if single is not None else None
+        if single is None or (field is not None and field.type in ("string", "text", "person")):
+            rendered.append(at)
+            return "text"
+        if field is None:
+            unknown.append(at)
+            return None
+        rendered.append(at)  # typed, but its value (a choice, a number's range) only when the case runs
+        return _SAMPLES[field.type](field)
+
+    def _read_field(self, expression: str) -> FieldSpec | None:
+        """The typed field an expression reads as it is (``inputs.count``, ``triage.priority``), else None."""
+        try:
+            uses = expressions.names_used(expression, expression=True)
+        except TemplateSyntaxError:
+            return None
+        if len(uses) != 1 or ".".join((uses[0].root, *uses[0].path)) != expression.strip():
+            return None
+        return self._field_of(uses[0].root, uses[0].path) if len(uses[0].path) == 1 or uses[0].root == "steps" else None
 
     # --- templates ---------------------------------------------------------------------
 
@@ -570,10 +669,32 @@ class DefinitionChecker:
             outputs |= CHECKLIST_OUTPUTS
         if isinstance(step, RecordStep):
             outputs |= set(step.set)
+        if isinstance(step, CallStep):
+            kind = self._kind_of(step)
+            if kind is None:
+                return None  # the unknown kind is the problem, said at its call:
+            outputs |= set(_field_names(kind.output_model)) | {"error"}
         outputs |= EVERY_STEP_OUTPUTS
         if name in outputs:
             return None
         return f"step {step_id!r} has no field {name!r}{did_you_mean(name, outputs)}; it has {', '.join(sorted(outputs))}"
+
+
+def _field_names(model: type[BaseModel]) -> list[str]:
+    """A model's fields as YAML and templates write them (by alias)."""
+    return sorted(info.alias or name for name, info in model.model_fields.items())
+
+
+_SAMPLES: dict[str, Any] = {
+    "choice": lambda field: field.choices[0],
+    "integer": lambda field: 1,
+    "number": lambda field: 1.5,
+    "boolean": lambda field: True,
+    "date": lambda field: "2026-01-05",
+    "datetime": lambda field: "2026-01-05T09:00:00+00:00",
+    "list": lambda field: [],
+}
+"""A value of each field type, as a template reading such a field gives it (load-time checks of ``with:``)."""
 
 
 def _hint(name: str, known: Mapping[str, Any], what: str) -> str:

@@ -1162,6 +1162,14 @@ def evaluate(source: str, scope: dict[str, Any]) -> Any:
             _BUDGET.reset(token)
 
 
+def single_expression(value: str) -> str | None:
+    """The expression of a value that is one ``{{ x }}`` alone (it keeps x's type), else None (it renders to text)."""
+    single = _SINGLE_EXPRESSION.match(value)
+    if single and "{{" not in single.group("expr") and "{%" not in value:
+        return single.group("expr")
+    return None
+
+
 def resolve_value(value: Any, scope: dict[str, Any]) -> Any:
     """Resolve a configured value: ``"{{ x }}"`` alone keeps x's type, other templates render to text.
 
@@ -1170,9 +1178,9 @@ def resolve_value(value: Any, scope: dict[str, Any]) -> Any:
     if isinstance(value, str):
         if not is_template(value):
             return value
-        single = _SINGLE_EXPRESSION.match(value)
-        if single and "{{" not in single.group("expr") and "{%" not in value:
-            return evaluate(single.group("expr"), scope)
+        single = single_expression(value)
+        if single is not None:
+            return evaluate(single, scope)
         return render(value, scope)
     if isinstance(value, dict):
         return {key: resolve_value(item, scope) for key, item in value.items()}

@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from html import escape
 from math import atan2, cos, hypot, sin
 
-from .router import IMPLICIT_OUTCOME, exits
+from .router import FAILED_OUTCOME, IMPLICIT_OUTCOME, exits
 from .spec import (
     ApprovalStep,
+    CallStep,
     ChecklistStep,
     DecisionStep,
     EndStep,
@@ -132,7 +133,7 @@ def graph(spec: ProcessSpec) -> Graph:
             if exit_.target is not None:
                 arrows.append(Arrow(step.id, exit_.target, exit_.label, _exit_label(step, exit_.label)))
             elif not isinstance(step, EndStep):
-                outcome = "rejected" if exit_.label == "reject" else IMPLICIT_OUTCOME
+                outcome = {"reject": "rejected", "error": FAILED_OUTCOME}.get(exit_.label, IMPLICIT_OUTCOME)
                 target = f"{OUTCOME}:{outcome}"
                 extra.setdefault(target, Node(target, OUTCOME, detail=f"ends: {outcome}"))
                 arrows.append(Arrow(step.id, target, exit_.label, _exit_label(step, exit_.label)))
@@ -179,6 +180,8 @@ def _node(step: StepSpec) -> Node:
         detail = ", ".join(_plain(target) for target in step.to)
     elif isinstance(step, RecordStep):
         detail = ", ".join(step.set)
+    elif isinstance(step, CallStep):
+        detail = step.call + (f" · {step.retry.attempts} attempts" if step.retry is not None and step.retry.attempts > 1 else "")
     return Node(step.id, step.type, title, None, for_each, _clip(detail) if detail else None)
 
 

@@ -136,7 +136,7 @@ def _explain(document: SourceDocument, model: type[BaseModel], item: Any) -> tup
     path = _data_path(document.data, loc)
     if kind == "extra_forbidden":
         owner = _model_at(model, document.data, path[:-1])
-        allowed = sorted(owner.model_fields) if owner else []
+        allowed = sorted(info.alias or name for name, info in owner.model_fields.items()) if owner else []
         name = str(path[-1])
         hint = did_you_mean(name, allowed) or (f"; allowed: {', '.join(allowed)}" if allowed else "")
         return path, f"unknown field {name!r}{hint}", True

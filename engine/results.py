@@ -14,6 +14,16 @@ from .router import Exit
 from .spec import EndStep
 
 
+def call_result(output: Mapping[str, Any]) -> dict[str, Any]:
+    """A call step that succeeded: its kind's output fields."""
+    return dict(output)
+
+
+def call_error(message: str) -> dict[str, Any]:
+    """A call step whose last attempt failed: the message (``STEP.error``), which takes ``on_error``."""
+    return {"error": message}
+
+
 def decision_result(chosen: Exit) -> dict[str, Any]:
     """A decision step: the exit it took (``when[0]``, ``otherwise``) and where it leads."""
     return {"exit": chosen.label, "next": chosen.target}

@@ -15,6 +15,7 @@ from . import expressions
 from .errors import StepError
 from .spec import (
     ApprovalStep,
+    CallStep,
     ChecklistStep,
     DecisionStep,
     EndStep,
@@ -28,6 +29,8 @@ from .spec import (
 from .team import TeamSpec
 
 IMPLICIT_OUTCOME = "completed"
+FAILED_OUTCOME = "failed"
+"""The outcome of a case whose call step failed and has no ``on_error``."""
 TIMEOUT: Final = "timeout"
 """The decision of a human step whose due passed and that takes ``on_timeout``."""
 
@@ -91,6 +94,8 @@ def exits(spec: ProcessSpec, step: StepSpec) -> list[Exit]:
         out = [Exit("approve", after), Exit("reject", step.on_reject)]
     elif isinstance(step, ChecklistStep):
         out = [Exit("pass", after), Exit("fail", step.on_fail or after)]
+    elif isinstance(step, CallStep):
+        out = [Exit("next", after), Exit("error", step.on_error)]
     else:
         out = [Exit("next", after)]
     if isinstance(step, (ApprovalStep, FormStep, ChecklistStep)) and step.on_timeout:
@@ -111,7 +116,7 @@ def _exit_field(step: StepSpec, label: str) -> tuple[str | int, ...]:
     if label.startswith(("when[", "branch[")):
         index = int(label[label.index("[") + 1 : -1])
         return ("branches", index, "next") if label.startswith("when[") else ("branches", index)
-    named = {"reject": "on_reject", "timeout": "on_timeout", "otherwise": "otherwise"}
+    named = {"reject": "on_reject", "timeout": "on_timeout", "otherwise": "otherwise", "error": "on_error"}
     if label in named:
         return (named[label],)
     if label == "fail" and getattr(step, "on_fail", None):
@@ -180,6 +185,8 @@ def route(spec: ProcessSpec, step: StepSpec, result: Mapping[str, Any]) -> Goto 
             raise StepError(f"step {step.id!r} timed out but has no on_timeout")
         return Goto(target, "timeout")
     after = following(spec, step)
+    if isinstance(step, CallStep) and "error" in result:
+        return Goto(step.on_error, "error") if step.on_error else Finish(FAILED_OUTCOME, "error")
     if isinstance(step, ApprovalStep):
         if decision == "reject":
             return Goto(step.on_reject, "reject") if step.on_reject else Finish("rejected", "reject")

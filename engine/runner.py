@@ -13,15 +13,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
-from . import expressions, router
+from . import expressions, kinds, router
 from .answers import HumanPlan, plan_human_step
 from .calendars import BusinessCalendar, calendar_of, case_due
 from .case import CaseState
 from .durations import WorkingTime, due_after
 from .errors import StepError
-from .results import decision_result, end_result
+from .results import call_error, decision_result, end_result
 from .spec import (
     ApprovalStep,
+    CallStep,
     DecisionStep,
     EndStep,
     HumanStep,
@@ -78,6 +79,10 @@ class StepExecutor(Protocol):
 
     def start(self, case: CaseState, step: StartStep, visit: int, inputs: list[dict[str, Any]]) -> dict[str, Any]:
         """Open linked cases, one per inputs mapping; return :func:`~aftercare.engine.results.start_result`."""
+
+    def call(self, case: CaseState, step: CallStep, visit: int, inputs: dict[str, Any]) -> dict[str, Any]:
+        """Run the step's kind with its rendered ``with:`` (the simulator: as scripted); return
+        :func:`~aftercare.engine.results.call_result` or :func:`~aftercare.engine.results.call_error`."""
 
     def complete(self, case: CaseState, step: StepSpec, visit: int, result: dict[str, Any]) -> dict[str, Any]:
         """Persist a finished step; returns the result as stored (the first one on a replay)."""
@@ -428,6 +433,12 @@ def _perform(
         return executor.record(case, step, visit, values)
     if isinstance(step, StartStep):
         return executor.start(case, step, visit, start_inputs(step, scope))
+    if isinstance(step, CallStep):
+        given = expressions.resolve_value(dict(step.with_), scope)
+        smuggled = kinds.smuggled_secret(dict(step.with_), given)
+        if smuggled is not None:  # never called: the value would read the environment
+            return call_error(f"{smuggled}: a template gave ${{...}}, which reads the environment; only the definition's own text may")
+        return executor.call(case, step, visit, given)
     raise StepError(f"step {step.id!r}: unknown step type")
 
 

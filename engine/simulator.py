@@ -14,15 +14,18 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
+from pydantic import ValidationError
+
 from .answers import Answer, HumanPlan, Submission, accept_answer, decide, human_result
 from .answers_file import ScriptedAnswers
 from .calendars import calendar_of
 from .case import CaseState, opening
-from .errors import AnswerError, StepError
-from .results import notify_result, record_result, start_result, wait_result
+from .errors import AnswerError, NotFoundError, StepError
+from . import kinds
+from .results import call_error, call_result, notify_result, record_result, start_result, wait_result
 from .router import IMPLICIT_OUTCOME, TIMEOUT
 from .runner import run_case
-from .spec import HumanStep, NotifyStep, ProcessSpec, RecordStep, StartStep, StepSpec
+from .spec import CallStep, HumanStep, NotifyStep, ProcessSpec, RecordStep, StartStep, StepSpec
 from .team import TeamSpec
 from .waiting import Event, Unit, Waiting, unit_row
 
@@ -351,6 +354,24 @@ class Simulator:
 
     def record(self, case: CaseState, step: RecordStep, visit: int, values: dict[str, Any]) -> dict[str, Any]:
         return record_result(values)
+
+    def call(self, case: CaseState, step: CallStep, visit: int, inputs: dict[str, Any]) -> dict[str, Any]:
+        """A call step never runs its kind here: the answers file says what it gives (its output is checked against the kind's)."""
+        scripted = self.script.pop(step.id)
+        if scripted is None or (scripted.output is None and scripted.error is None):
+            raise StepError(
+                f"step {step.id!r} (visit {visit}) calls {step.call!r}, which a simulation never runs, but the answers file"
+                f" scripts nothing for it; add {step.id}: {{output: {{...}}}} or {{error: MESSAGE}}"
+            )
+        if scripted.error is not None:
+            return call_error(scripted.error)
+        try:
+            kind = kinds.installed().get(step.call)
+            return call_result(kind.output(scripted.output))
+        except NotFoundError as error:
+            raise StepError(f"step {step.id!r}: {error}") from None
+        except ValidationError as error:
+            raise AnswerError(f"step {step.id!r}: the scripted output does not fit the Output of {step.call!r}: {kinds.first_problem(error)}") from None
 
     def start(self, case: CaseState, step: StartStep, visit: int, inputs: list[dict[str, Any]]) -> dict[str, Any]:
         assert self.result is not None

@@ -370,6 +370,32 @@ class WaitStep(StepBase):
         return self
 
 
+class RetrySpec(SpecModel):
+    """How often a ``call`` step tries its plug-in, and how long it waits before the second try (doubled each time)."""
+
+    attempts: StrictInt = Field(default=1, ge=1, le=20)
+    delay: str = "1s"
+
+    _delay = field_validator("delay")(_check_duration)
+
+
+class CallStep(StepBase):
+    """Run a step kind from an installed package (entry point group ``aftercare.steps``) with ``with:`` as its inputs."""
+
+    type: Literal["call"]
+    call: str = Field(min_length=1, description="the step kind: an entry point name of the group aftercare.steps")
+    with_: dict[str, Any] = Field(default_factory=dict, alias="with", description="the kind's inputs; templates allowed")
+    retry: RetrySpec | None = None
+    on_error: StepRef | None = None
+    """Where the case goes when the last attempt failed (``STEP.error`` holds the message); without it the case ends ``failed``."""
+
+    @field_validator("with_", mode="before")
+    @classmethod
+    def _dates_as_text(cls, value: Any) -> Any:
+        """A YAML date (``2026-01-31`` unquoted) is the ISO text it was written as."""
+        return _iso_dates(value)
+
+
 class EndStep(StepBase):
     """Stop the case with an outcome."""
 
@@ -378,11 +404,11 @@ class EndStep(StepBase):
 
 
 StepSpec = Annotated[
-    Union[ApprovalStep, FormStep, ChecklistStep, DecisionStep, ParallelStep, JoinStep, NotifyStep, RecordStep, StartStep, WaitStep, EndStep],
+    Union[ApprovalStep, FormStep, ChecklistStep, DecisionStep, ParallelStep, JoinStep, NotifyStep, RecordStep, StartStep, WaitStep, CallStep, EndStep],
     Field(discriminator="type"),
 ]
 HumanStep = Union[ApprovalStep, FormStep, ChecklistStep]
-STEP_TYPES = ("approval", "form", "checklist", "decision", "parallel", "join", "notify", "record", "start", "wait", "end")
+STEP_TYPES = ("approval", "form", "checklist", "decision", "parallel", "join", "notify", "record", "start", "wait", "call", "end")
 
 
 class ProcessSpec(SpecModel):

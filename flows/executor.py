@@ -25,18 +25,19 @@ from prefect import Task, task
 from prefect.cache_policies import NO_CACHE
 from prefect.flow_runs import suspend_flow_run
 
+from aftercare.engine import kinds
 from aftercare.engine.answers import HumanPlan, collect, from_rows, human_result
 from aftercare.engine.case import CaseState, opening
 from aftercare.engine.clock import utc_now
 from aftercare.engine.calendars import calendar_of
 from aftercare.engine.durations import due_after, is_business, parse_duration
-from aftercare.engine.errors import AnswerError, StepError
+from aftercare.engine.errors import AnswerError, NotFoundError, StepError
 from aftercare.engine.loader import Library
 from aftercare.engine.register import CASE_QUEUED, WAIT_PERSON, WAIT_TIMER, Register, StepRunRecord
 from aftercare.engine.results import record_result, start_result, wait_result
 from aftercare.engine.router import TIMEOUT
 from aftercare.engine.runner import structure_of
-from aftercare.engine.spec import DecisionStep, EndStep, HumanStep, NotifyStep, ProcessSpec, RecordStep, StartStep, StepSpec, WaitStep, is_human
+from aftercare.engine.spec import CallStep, DecisionStep, EndStep, HumanStep, NotifyStep, ProcessSpec, RecordStep, StartStep, StepSpec, WaitStep, is_human
 from aftercare.engine.waiting import Event, Unit, Waiting
 from aftercare.notifications import Messenger, run_url
 
@@ -338,6 +339,22 @@ class PrefectExecutor:
             return opened
         return self._completed_in_task(step, visit, open_cases)  # type: ignore[arg-type]
 
+    def call(self, case: CaseState, step: CallStep, visit: int, inputs: dict[str, Any]) -> dict[str, Any]:
+        """Run the step's kind in its Prefect task, retries included, and record its result there: a replay
+        reads the record and never calls again; a run that dies mid-call calls again with the same idempotency key."""
+
+        def run_kind() -> StepRunRecord:
+            from prefect import get_run_logger
+
+            try:
+                kind = kinds.installed().get(step.call)
+            except NotFoundError as error:
+                raise StepError(f"step {step.id!r}: {error}") from None
+            result = kinds.run_call(kind, inputs, case_key=case.key, step_id=step.id, visit=visit, retry=step.retry, logger=get_run_logger())
+            return self._store(case, step, visit, result)
+
+        return self._completed_in_task(step, visit, run_kind)
+
     def _wait(self, step: WaitStep, visit: int, until: datetime) -> dict[str, Any]:
         """A timer: a short one sleeps here, a longer one of a served run hands the run back to Prefect until then."""
         if self.suspend and until - self.now() > SLEEP_WAITS_UP_TO:
@@ -353,7 +370,7 @@ class PrefectExecutor:
             def store() -> StepRunRecord:
                 return self._store(case, step, visit, result)
 
-            stored = self._as_task(step, visit, store) if isinstance(step, (DecisionStep, EndStep, WaitStep)) else store()
+            stored = self._as_task(step, visit, store) if isinstance(step, (DecisionStep, EndStep, WaitStep, CallStep)) else store()
         if isinstance(step, NotifyStep):
             self.messenger.deliver()
         if self.suspend and is_human(step) and _has_deadlines(step):

@@ -136,7 +136,8 @@ class TestScenarios:
                 for step, answers in scenario.answers.items():
                     for answer in answers if isinstance(answers, list) else [answers]:
                         linked_case_ending = set(answer) <= {"outcome", "after"}  # a start with wait: how a case it waits for ends
-                        assert answer.get("timeout") or linked_case_ending or answer.get("by") in people, f"{file.name}: {scenario.name}: {step}"
+                        call_script = set(answer) in ({"output"}, {"error"})  # a call step: what its kind gives
+                        assert answer.get("timeout") or linked_case_ending or call_script or answer.get("by") in people, f"{file.name}: {scenario.name}: {step}"
 
 
 class TestLinks:

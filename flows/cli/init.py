@@ -29,6 +29,7 @@ def shipped_library() -> Path:
 
 def init(args: argparse.Namespace) -> int:
     """Copy the shipped definitions, templates and team file into DIR (existing files are kept), with the schema."""
+    from aftercare.engine.kinds import installed
     from aftercare.engine.schema import process_schema
 
     target = Path(args.folder)
@@ -42,7 +43,7 @@ def init(args: argparse.Namespace) -> int:
             text = entry.read_text(encoding="utf-8").replace(SHIPPED_SCHEMA_LINE, LOCAL_SCHEMA_LINE)
             (target / entry.name).write_text(text, encoding="utf-8")
             copied += 1
-    (target / "aftercare.schema.json").write_text(json.dumps(process_schema(), indent=2, ensure_ascii=False), encoding="utf-8")
+    (target / "aftercare.schema.json").write_text(json.dumps(process_schema(installed()), indent=2, ensure_ascii=False), encoding="utf-8")
     templates = shipped / "templates"
     if templates.is_dir():
         (target / "templates").mkdir(exist_ok=True)

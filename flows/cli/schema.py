@@ -15,7 +15,8 @@ def add_parsers(sub: Any) -> None:
 
 def schema(args: argparse.Namespace) -> int:
     """Print the schema."""
+    from aftercare.engine.kinds import installed
     from aftercare.engine.schema import process_schema
 
-    print(json.dumps(process_schema(), indent=2, ensure_ascii=False))
+    print(json.dumps(process_schema(installed()), indent=2, ensure_ascii=False))
     return 0

@@ -95,7 +95,9 @@ class HoldingListener:
 
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 with listener._arrived:
-                    listener.requests.append({"path": self.path, "json": json.loads(body or b"null")})
+                    listener.requests.append(
+                        {"path": self.path, "json": json.loads(body or b"null"), "idempotency_key": self.headers.get("Idempotency-Key")}
+                    )
                     listener._arrived.notify_all()
                 listener.release.wait(60)
                 try:

@@ -127,7 +127,7 @@ def test_every_step_is_a_node_and_every_exit_an_arrow_with_its_condition(name: s
             if isinstance(step, DecisionStep) and exit_.label.startswith("when["):
                 when = " ".join(step.branches[int(exit_.label[5:-1])].when.split())
                 assert arrow.label == (when if len(when) <= 60 else when[:59].rstrip() + "…")
-            elif exit_.label in ("approve", "reject", "timeout", "pass", "fail", "otherwise"):
+            elif exit_.label in ("approve", "reject", "timeout", "pass", "fail", "otherwise", "error"):
                 assert arrow.label == exit_.label
             else:
                 assert arrow.label == ""
