@@ -16,6 +16,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from aftercare.engine.calendars import calendar_of
 from aftercare.engine.durations import due_after
 from aftercare.engine.register import WAIT_PERSON, Register
 from aftercare.engine.scenarios import load_scenarios, run_scenario, scenario_file_for
@@ -116,6 +117,6 @@ def _left_open(register: Register, library: Any, result: SimulationResult, waiti
     key = record(register, loaded, partial)
     step_id, visit, _result, started_at, _finished = result.visits[cut]
     step = spec.step(step_id)
-    due = due_after(started_at, step.due) if getattr(step, "due", None) else started_at + timedelta(hours=8)
+    due = due_after(started_at, step.due, calendar_of(spec, library.team)) if getattr(step, "due", None) else started_at + timedelta(hours=8)
     register.begin_step(key, step_id, visit, started_at=started_at, due_at=due, eligible=ELIGIBLE, wait_kind=WAIT_PERSON)
     return key
