@@ -156,6 +156,8 @@ class TeamBody(BaseModel):
     people: dict[str, PersonSpec] = Field(min_length=1)
     roles: dict[str, RoleSpec] = Field(default_factory=dict)
     digest: DigestSpec | None = None
+    answer_codes: bool = True
+    """Every waiting message carries a personal answer code the Prefect UI's form asks for (docs/people.md)."""
 
 
 class TeamSpec(BaseModel):
@@ -174,6 +176,11 @@ class TeamSpec(BaseModel):
     def roles(self) -> dict[str, RoleSpec]:
         """Roles by name."""
         return self.team.roles
+
+    @property
+    def answer_codes(self) -> bool:
+        """Whether answers in the Prefect UI need the personal code of the waiting message (``team: {answer_codes: false}`` turns it off)."""
+        return self.team.answer_codes
 
     @property
     def digest(self) -> DigestSpec:

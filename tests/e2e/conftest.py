@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import sys
@@ -212,6 +213,25 @@ def write_team(folder: Path, hook_url: str | None = None) -> None:
         "    engineering: [liu.yang]\n",
         encoding="utf-8",
     )
+
+
+CODE_IN_MAIL = re.compile(r"(?:Your answer code|您的答复码)[:：]\s*([A-Z0-9]{4}-[A-Z0-9]{4})")
+
+
+def answer_codes(sink: SmtpSink, case_key: str, address: str) -> list[str]:
+    """The answer codes the waiting mails of a case carried to one address, oldest first."""
+    return [
+        found.group(1)
+        for mail in list(sink.messages)
+        if case_key in mail.subject and address in mail.rcpt_tos and (found := CODE_IN_MAIL.search(mail.text))
+    ]
+
+
+def answer_code(sink: SmtpSink, case_key: str, address: str, count: int = 1, timeout: float = 60.0) -> str:
+    """The code of the latest waiting mail of a case to ``address``, once ``count`` such mails came (a new code comes in a new mail)."""
+    wait_until(lambda: len(answer_codes(sink, case_key, address)) >= count, timeout, f"{count} answer code mail(s) of {case_key} to {address}",
+               lambda: "\n".join(f"{m.rcpt_tos} {m.subject}" for m in sink.messages))
+    return answer_codes(sink, case_key, address)[-1]
 
 
 def json_hook(url: str, path: str = "/hook", **options: str) -> str:
