@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import CORE_PROCESSES, SCREENSHOTS, Aftercare, copy_processes, timing, wait_delivered
+from tests.e2e.conftest import CORE_PROCESSES, SCREENSHOTS, Aftercare, answer_code, copy_processes, timing, wait_delivered
 from tests.fixtures import prefect_ui
 from tests.fixtures.smtp import SmtpSink
 
@@ -87,6 +87,7 @@ def test_issue_resolution_answered_in_the_prefect_ui(
         # -- triage: the support lead approves with a priority and an owner ---------------
         def triage(dialog: Any) -> None:
             prefect_ui.choose_option(dialog, "Answering as", "li.na")
+            prefect_ui.fill_code(dialog, answer_code(smtp_sink, key, "li.na@example.com"))  # from her waiting mail
             prefect_ui.choose_option(dialog, "Decision", "approve")
             prefect_ui.choose_option(dialog, "Priority", "P2")
             prefect_ui.choose_option(dialog, "Owner", "liu.yang")
@@ -103,6 +104,7 @@ def test_issue_resolution_answered_in_the_prefect_ui(
         # -- resolve: the owner the triage named fills the form ---------------------------
         def resolve(dialog: Any) -> None:
             prefect_ui.choose_option(dialog, "Answering as", "liu.yang")
+            prefect_ui.fill_code(dialog, answer_code(smtp_sink, key, "liu.yang@example.com"))
             prefect_ui.fill_text(dialog, "Root cause", "Session cache keyed by the old schema")
             prefect_ui.fill_text(dialog, "Fix", "Flush the cache on upgrade")
             prefect_ui.set_switch(dialog, "Worth a kb entry", False)
@@ -116,6 +118,7 @@ def test_issue_resolution_answered_in_the_prefect_ui(
         # -- verify: the reporter approves ------------------------------------------------
         def verify(dialog: Any) -> None:
             prefect_ui.choose_option(dialog, "Answering as", "huang.lei")
+            prefect_ui.fill_code(dialog, answer_code(smtp_sink, key, "huang.lei@customer.example.com"))
             prefect_ui.choose_option(dialog, "Decision", "approve")
             prefect_ui.fill_text(dialog, "Comment", VERIFY_COMMENT)
 
