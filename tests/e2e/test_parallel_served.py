@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from aftercare.engine.register import Register
-from tests.e2e.conftest import AFTERCARE, SCREENSHOTS, Aftercare, answer_code, kill_group, timing, wait_delivered, wait_until, write_team
+from tests.e2e.conftest import AFTERCARE, SCREENSHOTS, Aftercare, answer_code, kill_group, submit_classic, timing, wait_delivered, wait_until, write_team
 from tests.fixtures import prefect_ui, prefect_ui_v2
 from tests.fixtures.smtp import SmtpSink
 
@@ -232,7 +232,7 @@ def test_parallel_approvals_answered_in_the_ui_in_reverse_order(
         prefect_ui.choose_option(dialog, "Decision", "approve")
         prefect_ui.fill_text(dialog, "Comment", "tech-review ok")
         browser_page.screenshot(path=str(SCREENSHOTS / "parallel-tech-form-classic.png"))
-        prefect_ui.submit(dialog)
+        submit_classic(aftercare, tech.id, dialog)
         aftercare.server.wait_for_final(tech.id, timeout=90)
         timing("browser answer tech-review (classic UI)", time.monotonic() - started)
         final = aftercare.wait_final(run_id)
