@@ -58,7 +58,7 @@ ITEM = "item"
 """The name a ``for_each`` step's templates see its element by."""
 _LONGEST_RRULE = 1000
 _LISTED = 12  # names a message lists before it says "and N more"
-NOTIFICATION_NAMES = frozenset({"recipient", "step", "links", "answer_command", "message", "reason", "subject"})
+NOTIFICATION_NAMES = frozenset({"recipient", "step", "links", "answer_command", "answer_code", "message", "reason", "subject"})
 SCOPE_ROOTS = frozenset({"inputs", "case", "now", "steps"})
 
 

@@ -278,6 +278,8 @@ class TeamBody(BaseModel):
     calendars: dict[str, CalendarSpec] = Field(default_factory=dict)
     calendar: str | None = None
     """The calendar of every process of the folder that names none (``calendars``' key)."""
+    answer_codes: bool = True
+    """Every waiting message carries a personal answer code the Prefect UI's form asks for (docs/people.md)."""
 
 
 class TeamSpec(BaseModel):
@@ -296,6 +298,11 @@ class TeamSpec(BaseModel):
     def roles(self) -> dict[str, RoleSpec]:
         """Roles by name."""
         return self.team.roles
+
+    @property
+    def answer_codes(self) -> bool:
+        """Whether answers in the Prefect UI need the personal code of the waiting message (``team: {answer_codes: false}`` turns it off)."""
+        return self.team.answer_codes
 
     @property
     def digest(self) -> DigestSpec:

@@ -4,10 +4,17 @@ Both take the path a person's answer in the Prefect UI takes: the run's resume f
 submitted through ``resume_flow_run`` with the step's RunInput. The answer is checked
 first with the engine's rule (:func:`aftercare.engine.answers.accept_answer`), so a
 mistake is told at once and audited; the run checks it again when it takes it.
+
+The operator's shell holds the register's URL, so it needs no person's answer code: it
+issues a one-time operator token in the register (its hash, tied to the step visit, the
+person and the operating-system user) and submits it as the form's code. The run takes
+it as it takes a person's code and records the OS user with the answer; a stranger in
+the Prefect UI, who cannot write the register, cannot forge one.
 """
 
 from __future__ import annotations
 
+import getpass
 import logging
 import time
 from collections.abc import Mapping
@@ -96,6 +103,8 @@ class CheckedAnswer:
     submission: Submission
     beside_others: bool = False
     """The step waits in a form run of its own (in a parallel branch, or a ``for_each`` instance)."""
+    code: str | None = None
+    """The operator's one-time token the form takes as the answer code (the register keeps only its hash)."""
 
     def form_run_id(self) -> str | None:
         """The run whose form takes the answer: the step's own form run (None until it exists), else the case's run."""
@@ -148,7 +157,9 @@ def check_answer(
     if record.flow_run_id is None:
         raise AnswerError(f"{case_key} has no flow run to resume")
     beside = step.for_each is not None or structure_of(spec).in_region(step.id)
-    return CheckedAnswer(record, run, step, submission, beside_others=beside)
+    codes = library.team.answer_codes if library else True  # without the folder: the default, codes on
+    token = register.issue_operator_token(case_key, step.id, run.visit, by, os_user=getpass.getuser(), at=now) if codes else None
+    return CheckedAnswer(record, run, step, submission, beside_others=beside, code=token)
 
 
 def resume_with(checked: CheckedAnswer, *, wait_seconds: float = 60.0) -> str:
@@ -175,7 +186,9 @@ def resume_with(checked: CheckedAnswer, *, wait_seconds: float = 60.0) -> str:
             raise AnswerError(f"the run of {case_key} is not waiting for an answer to {step_id!r} (state key {key!r}); try again")
         time.sleep(0.3)
     given = checked.submission
-    payload = input_payload(checked.step, by=given.by, decision=given.decision, comment=given.comment, fields=dict(given.fields))
+    payload = input_payload(
+        checked.step, by=given.by, decision=given.decision, comment=given.comment, fields=dict(given.fields), code=checked.code
+    )
     while True:
         with get_client(sync_client=True) as client:
             result = client.resume_flow_run(UUID(flow_run_id), run_input=payload)

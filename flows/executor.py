@@ -182,8 +182,14 @@ class PrefectExecutor:
             if only.kind == "person":
                 human: HumanStep = only.step  # type: ignore[assignment]
                 assert only.plan is not None
+                plan, visit = only.plan, only.visit
+
+                def resend(person: str, kind: str) -> None:
+                    self.messenger.waiting(case, human, visit, plan, self.links, recipients=[f"person:{person}"], kind=kind)
+
                 form = ResumeForm(
-                    self.register, self.library.team, case, human, only.visit, only.plan, suspend=self.suspend, case_run=self.subject(case).flow_run_id
+                    self.register, self.library.team, case, human, visit, plan, suspend=self.suspend,
+                    case_run=self.subject(case).flow_run_id, resend=resend,
                 )
                 result = collect(human, only.plan, form, people=list(self.library.team.people))
                 return Event(only, result)

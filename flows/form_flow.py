@@ -67,7 +67,13 @@ def take_answers(
     plan = plan_human_step(
         step, library.team, scope, started_at=run.started_at, due_at=run.due_at, eligible=run.eligible, calendar=calendar_of(spec, library.team)
     )
-    form = ResumeForm(register, library.team, case, step, visit, plan, suspend=served, row=row, case_run=record.flow_run_id)
+    messenger = Messenger(register, library, spec)
+    links = {"run": url} if (url := run_url(str(flow_run_id), api_url=ui_updates.current_api_url())) else {}
+
+    def resend(person: str, kind: str) -> None:
+        messenger.waiting(case, step, visit, plan, links, recipients=[f"person:{person}"], kind=kind)
+
+    form = ResumeForm(register, library.team, case, step, visit, plan, suspend=served, row=row, case_run=record.flow_run_id, resend=resend)
     result = collect(step, plan, form, people=list(library.team.people))
     if served:
         wake(record.flow_run_id)

@@ -28,7 +28,7 @@ from aftercare.engine.spec import HumanStep
 from aftercare.engine.team import TeamSpec
 
 from . import events
-from .run_input import answer_from_input, answer_model, describe
+from .run_input import answer_from_input, answer_model, code_from_input, describe
 
 #: How long a person may take before Prefect itself gives up on a suspended run.
 PAUSE_TIMEOUT = int(timedelta(days=365).total_seconds())
@@ -66,11 +66,12 @@ class ResumeForm:
 
     def __init__(
         self, register: Register, team: TeamSpec, case: CaseState, step: HumanStep, visit: int, plan: HumanPlan, *,
-        suspend: bool, row: str | None = None, case_run: str | None = None,
+        suspend: bool, row: str | None = None, case_run: str | None = None, resend: Callable[[str, str], object] | None = None,
     ) -> None:
         """``suspend``: a served run (suspended while it waits) rather than a foreground one (paused).
         ``row``: the register's step id the answers go to (a ``for_each`` instance's, ``step[2]``); the step's own by default.
-        ``case_run``: the case's flow run, for the events (a form run is another run)."""
+        ``case_run``: the case's flow run, for the events (a form run is another run).
+        ``resend``: sends a person the waiting message again, under an outbox kind (with a new answer code)."""
         self.subject = events.Subject(case, case_run, team, case.parent)
         self.team = team
         self.suspend = suspend
@@ -84,6 +85,9 @@ class ResumeForm:
         self.answers: list[Answer] = []
         self.attempt = 0
         self.note = ""
+        self.resend = resend
+        self.operator: str | None = None
+        """The operating-system user of the answer being taken, when an operator's token came with it."""
 
     def now(self) -> datetime:
         clock = utc_now()
@@ -116,7 +120,30 @@ class ResumeForm:
                 self.register.mark_timed_out(self.run.id, utc_now())
             return None
         person, decision, comment, fields = answer_from_input(self.step, received)
+        self.operator = None
+        if self.team.answer_codes and not self._code_accepted(person, code_from_input(received)):
+            return None  # refused: the answers are read again and the form offered under the next key
         return Submission(by=person, decision=decision, comment=comment, fields=fields)
+
+    def _code_accepted(self, person: str, code: str | None) -> bool:
+        """Whether the answer's code is the person's (or an operator's token); a refusal is audited, told in the form and as an event.
+
+        The register checks it against the step row's people now (a person reassigned away
+        holds a void code) and counts wrong codes; one too many voids the person's code and
+        a new one goes out in a new waiting message.
+        """
+        when = utc_now()
+        check = self.register.check_answer_code(
+            self.case.key, self.row, self.visit, person, code or "", via="prefect", pause_attempt=self.attempt + 1, at=when
+        )
+        if check.accepted:
+            self.operator = check.operator
+            return True
+        self.note = f"The last answer was refused: {check.reason}"
+        self._refused(person, check.reason, when)
+        if check.replaced and self.resend is not None:
+            self.resend(person, f"waiting-code-a{self.attempt + 1}")
+        return False
 
     def _timed_out(self) -> bool:
         """Whether a foreground pause should end without an answer: the step timed out.
@@ -148,6 +175,7 @@ class ResumeForm:
             return self.register.answer(
                 self.case.key, self.row, visit, person=answer.by, decision=answer.decision, comment=answer.comment,
                 fields=dict(answer.fields), answered_at=answer.answered_at, decide=decided, pause_attempt=self.attempt + 1,
+                operator=self.operator,
             )
 
         try:

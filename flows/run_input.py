@@ -19,12 +19,17 @@ from .parameters import choice_enum, field_info, plain_value, python_type
 PERSON_FIELD = "answering_as"
 DECISION_FIELD = "decision"
 COMMENT_FIELD = "comment"
+CODE_FIELD = "answer_code"
 ITEM_PREFIX = "item_"
-RESERVED = (PERSON_FIELD, DECISION_FIELD, COMMENT_FIELD)
+RESERVED = (PERSON_FIELD, CODE_FIELD, DECISION_FIELD, COMMENT_FIELD)
 
 
 def answer_model(step: HumanStep, plan: HumanPlan, team: TeamSpec) -> type[RunInput]:
-    """A RunInput subclass for one human step: who answers, approve/reject, comment, the form's fields."""
+    """A RunInput subclass for one human step: who answers (with their answer code), approve/reject, comment, the form's fields.
+
+    The answer code is a ``SecretStr`` (JSON Schema ``format: password``): the Prefect UI
+    that opens by default (/v2) shows it as a masked input; the classic UI as a text box.
+    """
     people = list(team.people)
     fields: dict[str, Any] = {
         PERSON_FIELD: (
@@ -32,6 +37,11 @@ def answer_model(step: HumanStep, plan: HumanPlan, team: TeamSpec) -> type[RunIn
             pydantic.Field(..., title="Answering as", description="Who you are: one of the people this step names"),
         )
     }
+    if team.answer_codes:
+        fields[CODE_FIELD] = (
+            pydantic.SecretStr,
+            pydantic.Field(..., title="Answer code", description="The code in the message that told you this step waits for you"),
+        )
     if isinstance(step, ApprovalStep):
         fields[DECISION_FIELD] = (
             choice_enum(f"{step.id} decision", ("approve", "reject")),
@@ -100,9 +110,21 @@ def answer_from_input(step: HumanStep, received: Any) -> tuple[str, str | None, 
     return person, decision, comment, fields
 
 
-def input_payload(step: HumanStep, *, by: str, decision: str | None, comment: str | None, fields: Mapping[str, Any]) -> dict[str, Any]:
-    """The ``run_input`` dict a script or ``aftercare answer`` submits through ``resume_flow_run``."""
+def code_from_input(received: Any) -> str | None:
+    """The answer code a submitted RunInput carries (None when the form asks for none)."""
+    value = getattr(received, CODE_FIELD, None) if not isinstance(received, Mapping) else received.get(CODE_FIELD)
+    if isinstance(value, pydantic.SecretStr):
+        return value.get_secret_value()
+    return None if value is None else str(value)
+
+
+def input_payload(
+    step: HumanStep, *, by: str, decision: str | None, comment: str | None, fields: Mapping[str, Any], code: str | None = None
+) -> dict[str, Any]:
+    """The ``run_input`` dict a script or ``aftercare answer`` submits through ``resume_flow_run`` (``code``: an operator's token)."""
     payload: dict[str, Any] = {PERSON_FIELD: by, COMMENT_FIELD: comment or ""}
+    if code is not None:
+        payload[CODE_FIELD] = code
     if isinstance(step, ApprovalStep):
         payload[DECISION_FIELD] = decision
     given = dict(fields)

@@ -24,6 +24,7 @@ from typing import Protocol
 from aftercare.engine.clock import UTC, utc_now
 from aftercare.engine.register import MessageRecord
 
+from .answer_codes import has_mark, with_codes
 from .channels import ChannelError, ChannelRouter, Deliverable, PermanentChannelError
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,8 @@ class OutboxRegister(Protocol):
     def mark_attempt_failed(
         self, message_id: int, error: str, next_attempt_at: datetime, give_up: bool = False, *, at: datetime | None = None
     ) -> MessageRecord: ...
+
+    def issue_answer_code(self, key: str, step_id: str, visit: int, person: str) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -116,18 +119,21 @@ def deliver_pending(
     report = DeliveryReport()
     claimed = register.due_messages(when, limit, lease=lease)
     report.claimed = len(claimed)
+    issued: dict[tuple[str, str, int, str], str | None] = {}
     for message in claimed:
-        _deliver_one(register, message, when, channels, policy, report)
+        _deliver_one(register, message, when, channels, policy, report, issued)
     if claimed:
         log.info("outbox: %s", report)
     return report
 
 
 def _deliver_one(
-    register: OutboxRegister, message: MessageRecord, now: datetime, channels: Sender, policy: RetryPolicy, report: DeliveryReport
+    register: OutboxRegister, message: MessageRecord, now: datetime, channels: Sender, policy: RetryPolicy, report: DeliveryReport,
+    issued: dict[tuple[str, str, int, str], str | None],
 ) -> None:
     try:
-        how = channels.send(message)
+        # A waiting message's answer code is issued now and only put in the copy sent (answer_codes.py).
+        how = channels.send(with_codes(message, register.issue_answer_code, issued) if has_mark(message) else message)
     except Exception as error:  # a channel must never fail the caller, whatever it raises
         permanent = isinstance(error, PermanentChannelError)
         text = str(error) if isinstance(error, ChannelError) else f"{error.__class__.__name__}: {error}"

@@ -103,9 +103,17 @@ class Messenger:
             enqueue(self.register, case_opened_messages(self.library.team, self._scope(case), recipients, templates=self.templates, links=links))
             self.unsent = True
 
-    def waiting(self, case: CaseState, step: HumanStep, visit: int, plan: HumanPlan, links: dict[str, str]) -> None:
-        """Tell the eligible people a step waits for them, with the link and the answer command."""
-        messages = waiting_messages(self.library.team, self._scope(case), step, plan, visit=visit, templates=self.templates, links=links)
+    def waiting(
+        self, case: CaseState, step: HumanStep, visit: int, plan: HumanPlan, links: Mapping[str, str],
+        *, recipients: Sequence[str] | None = None, kind: str = "waiting",
+    ) -> None:
+        """Tell the eligible people (or ``recipients``) a step waits for them: the link, their answer code, the answer command.
+
+        ``kind`` keys the messages: another kind sends them again (a new code after too many wrong ones).
+        """
+        messages = waiting_messages(
+            self.library.team, self._scope(case), step, plan, visit=visit, templates=self.templates, links=links, recipients=recipients, kind=kind
+        )
         enqueue(self.register, messages)
         self.deliver()
 

@@ -27,6 +27,10 @@ Every builder takes the case scope (``CaseState.scope(now)``: ``inputs``, ``case
     ``{run}``: the Prefect UI page of the case's flow run, or None
 ``answer_command``
     the ``aftercare answer CASE STEP --as PERSON ...`` line for this recipient
+``answer_code``
+    in a waiting message to a person the step names, when the team keeps answer codes on:
+    that person's code for the Prefect UI's form (put in as the message is sent,
+    :mod:`.answer_codes`); None otherwise
 ``message``
     an inline ``message:`` rendered (notify steps); why, for a cancel or a withdrawn step
 ``reason``
@@ -55,6 +59,7 @@ from aftercare.engine.register import MessageDraft, MessageRecord, Register
 from aftercare.engine.spec import ApprovalStep, ChecklistStep, HumanStepBase, NotifyStep
 from aftercare.engine.team import TeamSpec
 
+from . import answer_codes
 from .addressing import Target, targets
 from .channels import message_format
 from .links import answer_command
@@ -339,14 +344,23 @@ def _human(
     templates: MessageTemplates | None,
     links: Mapping[str, Any] | None,
     reminder: int | None = None,
+    codes: bool = False,
 ) -> list[OutboxMessage]:
     case_key = _case_key(scope)
     view = human_step_view(team, step, plan, visit, _now(scope))
     view["reminder"] = reminder
     extra = {"step": view, "links": _links(scope, links), "reason": reason}
+
+    def per_target(target: Target) -> dict[str, Any]:
+        personal = codes and team.answer_codes and target.person is not None and target.person in plan.eligible
+        return {
+            "answer_command": _command_for(target, case_key, step, plan.eligible),
+            "answer_code": answer_codes.mark(target.person) if personal and target.person else None,
+        }
+
     return _compose(
         team, scope, references, template=template, kind=kind, step_id=step.id, visit=visit, templates=templates, extra=extra,
-        per_target=lambda target: {"answer_command": _command_for(target, case_key, step, plan.eligible)},
+        per_target=per_target,
     )
 
 
@@ -365,8 +379,9 @@ def waiting_messages(
     recipients: Sequence[str] | None = None,
     templates: MessageTemplates | None = None,
     links: Mapping[str, Any] | None = None,
+    kind: str = "waiting",
 ) -> list[OutboxMessage]:
-    """"A step is waiting for you": the case context and how to answer (Prefect UI link, CLI line).
+    """"A step is waiting for you": the case context and how to answer (Prefect UI link, personal answer code, CLI line).
 
     Args:
         team: the team file.
@@ -377,10 +392,12 @@ def waiting_messages(
         recipients: references to tell; default the step's assignee (roles keep their channels).
         templates: the definition's templates.
         links: ``{"run": URL}`` (``links.run_url(flow_run_id)``); default ``case.url``.
+        kind: the outbox kind (its idempotency key): ``waiting``, or another for a message
+            sent again (a new answer code after too many wrong ones).
     """
     refs = list(recipients) if recipients is not None else _assignees_of(team, scope, step, plan)
-    return _human(team, scope, step, plan, refs, visit=visit, template=STEP_WAITING, kind="waiting", reason="waiting",
-                  templates=templates, links=links)
+    return _human(team, scope, step, plan, refs, visit=visit, template=STEP_WAITING, kind=kind, reason="waiting",
+                  templates=templates, links=links, codes=True)
 
 
 def reminder_messages(

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from ..clock import utc_now
 from ..errors import AnswerError
 from .column_types import check_json, require_utc
+from .codes import REFUSED_EVENT, void_stale_codes
 from .history import add_audit
 from .models import Approval, Case, StepRun
 from .records import OPEN_STEP_STATUSES, STEP_DONE, AnswerOutcome, AnswerRecord
@@ -19,8 +20,8 @@ from .rows import case_row, to_answer_record, to_step_record
 from .steps import pause_attempt_at_least, step_row
 from .store import Store
 
-REFUSED_EVENT = "answer.refused"
-"""The audit event of an answer a step refused."""
+OPERATOR_EVENT = "answer.operator"
+"""The audit event of an answer given at the operator's shell: who the operating-system user was."""
 
 Decide = Callable[[list[AnswerRecord]], Mapping[str, Any] | None]
 """Given every answer so far (oldest first): the step's whole result, a mapping holding
@@ -43,6 +44,7 @@ class AnswerStore(Store):
         answered_at: datetime | None = None,
         decide: Decide,
         pause_attempt: int | None = None,
+        operator: str | None = None,
     ) -> AnswerOutcome:
         """Record a person's answer to a human step and decide the step if it can be.
 
@@ -70,6 +72,8 @@ class AnswerStore(Store):
             pause_attempt: the waits for input the flow run has used on this visit,
                 this answer's included; the step run keeps the highest count given
                 (whether the answer is recorded or refused).
+            operator: the operating-system user, for an answer given at the operator's
+                shell (kept with the answer and audited as ``answer.operator``).
 
         Raises:
             AnswerError: the step is already decided, or the person already answered.
@@ -99,6 +103,7 @@ class AnswerStore(Store):
                     comment=comment,
                     fields=dict(fields or {}),
                     answered_at=when,
+                    operator=operator,
                 )
                 pause_attempt_at_least(step, pause_attempt)
                 return _record(session, case, step, [*earlier, answer], decide)
@@ -170,6 +175,12 @@ def _record(
     answer = approvals[-1]
     session.add(answer)
     session.flush()
+    if answer.operator:
+        add_audit(
+            session, case.id, OPERATOR_EVENT, answer.person, answer.answered_at,
+            after={"step": step.step_id, "visit": step.visit, "os_user": answer.operator},
+            detail=f"{answer.person} answered at the shell of the operating-system user {answer.operator}",
+        )
     answers = [to_answer_record(a, step, case.key) for a in approvals]
     result = decide(list(answers))
     outcome: str | None = None
@@ -191,6 +202,8 @@ def _record(
             after={"step": step.step_id, "visit": step.visit, "decision": outcome},
             detail=f"{step.step_id} #{step.visit}: {outcome}",
         )
+        session.flush()
+        void_stale_codes(session, case.id, step.step_id, step.visit, answer.answered_at)
     session.flush()
     return AnswerOutcome(
         answer=answers[-1],

@@ -158,6 +158,35 @@ class Approval(Base):
     comment: Mapped[str | None] = mapped_column(Text)
     fields: Mapped[dict[str, Any]] = mapped_column(json_type())
     answered_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    operator: Mapped[str | None] = mapped_column(String(200))
+    """The operating-system user of an answer given at the operator's shell (``aftercare answer``, ``run --answers``)."""
+
+
+class AnswerCode(Base):
+    """A personal answer code of one person for one step visit, or an operator's one-time token: only its salted hash.
+
+    ``kind`` is ``mail`` (sent in the waiting message; ``failures`` wrong tries) or
+    ``operator`` (issued by the CLI for one answer; ``os_user`` is who ran it, ``used_at``
+    and ``used_attempt`` the pause it answered). ``voided_at`` ends a code.
+    """
+
+    __tablename__ = "answer_codes"
+    __table_args__ = (Index("ix_answer_codes_step", "case_id", "step_id", "visit", "person"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
+    step_id: Mapped[str] = mapped_column(String(100))
+    visit: Mapped[int] = mapped_column(Integer)
+    person: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16))
+    salt: Mapped[str] = mapped_column(String(64))
+    digest: Mapped[str] = mapped_column(String(128))
+    os_user: Mapped[str | None] = mapped_column(String(200))
+    failures: Mapped[int] = mapped_column(Integer, server_default="0")
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    used_attempt: Mapped[int | None] = mapped_column(Integer)
+    voided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class Notification(Base):

@@ -138,6 +138,27 @@ class AnswerRecord:
     comment: str | None
     fields: dict[str, Any]
     answered_at: datetime
+    operator: str | None = None
+    """The operating-system user, when the answer was given at the operator's shell."""
+
+
+@dataclass(frozen=True)
+class CodeCheck:
+    """What :meth:`Register.check_answer_code` found.
+
+    Attributes:
+        accepted: the code is a live one of this person for this step visit.
+        operator: the operating-system user of an operator's token (None for a person's own code).
+        reason: why a code was refused (empty when accepted).
+        failures: the wrong codes tried against the person's current code.
+        replaced: this refusal was one too many: the person's code is void and a new one must be sent.
+    """
+
+    accepted: bool
+    operator: str | None = None
+    reason: str = ""
+    failures: int = 0
+    replaced: bool = False
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from .answers import AnswerStore
 from .cancelling import CancelStore
 from .cases import CaseStore
+from .codes import CodeStore
 from .dashboard import Dashboard
 from .definitions import DefinitionStore
 from .history import History
@@ -13,7 +14,7 @@ from .outbox import Outbox
 from .steps import StepStore
 
 
-class Register(CaseStore, StepStore, AnswerStore, CancelStore, Outbox, History, Dashboard, Metrics, DefinitionStore):
+class Register(CaseStore, StepStore, AnswerStore, CodeStore, CancelStore, Outbox, History, Dashboard, Metrics, DefinitionStore):
     """Every case, step, answer, message and audit event, on SQLite or PostgreSQL.
 
     Each method runs in its own transaction and returns frozen records, never ORM
@@ -43,6 +44,8 @@ class Register(CaseStore, StepStore, AnswerStore, CancelStore, Outbox, History, 
     - cancelling (:class:`CancelStore`): ``cancel_case`` (its waiting steps withdrawn,
       the linked cases it waits for cancelled too, in one transaction);
     - answers (:class:`AnswerStore`): ``answer``, ``refuse_answer``, ``answers``;
+    - answer codes (:class:`CodeStore`): ``issue_answer_code``, ``issue_operator_token``,
+      ``check_answer_code`` (only salted hashes are stored);
     - outbox (:class:`Outbox`): ``enqueue``, ``due_messages``, ``claim_message``,
       ``mark_delivered``, ``mark_attempt_failed``, ``messages``, ``retry_now``;
     - history (:class:`History`): ``audit``, ``audit_events``, ``timeline``;

@@ -222,6 +222,7 @@ def to_answer_record(row: Approval, step: StepRun, case_key: str) -> AnswerRecor
         comment=row.comment,
         fields=dict(row.fields),
         answered_at=row.answered_at,
+        operator=row.operator,
     )
 
 

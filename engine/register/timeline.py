@@ -76,6 +76,8 @@ def build_timeline(
             text += f" — {answer.comment!r}"
         if answer.fields:
             text += f" {_compact(answer.fields)}"
+        if answer.operator:
+            text += f" (at the operator's shell, as the OS user {answer.operator})"
         add(TimelineEntry(answer.answered_at, "answer", text, answer.step_id, answer.visit),
             "answer", answer.id)
     for message in messages:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import sys
@@ -23,6 +24,7 @@ from typing import Any
 import pytest
 
 from aftercare.engine.register import CaseRecord, Register
+from tests.fixtures import prefect_ui
 from tests.fixtures.prefect_server import PrefectServer, ServedProcess, serve_subprocess
 from tests.fixtures.smtp import SmtpSink
 
@@ -212,6 +214,46 @@ def write_team(folder: Path, hook_url: str | None = None) -> None:
         "    engineering: [liu.yang]\n",
         encoding="utf-8",
     )
+
+
+CODE_IN_MAIL = re.compile(r"(?:Your answer code|您的答复码)[:：]\s*([A-Z0-9]{4}-[A-Z0-9]{4})")
+
+
+def answer_codes(sink: SmtpSink, case_key: str, address: str) -> list[str]:
+    """The answer codes the waiting mails of a case carried to one address, oldest first."""
+    return [
+        found.group(1)
+        for mail in list(sink.messages)
+        if case_key in mail.subject and address in mail.rcpt_tos and (found := CODE_IN_MAIL.search(mail.text))
+    ]
+
+
+def answer_code(sink: SmtpSink, case_key: str, address: str, count: int = 1, timeout: float = 60.0) -> str:
+    """The code of the latest waiting mail of a case to ``address``, once ``count`` such mails came (a new code comes in a new mail)."""
+    wait_until(lambda: len(answer_codes(sink, case_key, address)) >= count, timeout, f"{count} answer code mail(s) of {case_key} to {address}",
+               lambda: "\n".join(f"{m.rcpt_tos} {m.subject}" for m in sink.messages))
+    return answer_codes(sink, case_key, address)[-1]
+
+
+def submit_classic(aftercare: Aftercare, run_id: uuid.UUID, dialog: Any) -> None:
+    """Submit, and submit again once if the server refused it while the run still waits.
+
+    On a loaded machine the Prefect server's SQLite can answer the resume with "database
+    is locked" (a 500: the UI shows "Oops. Something went wrong." and keeps the dialog
+    open); a person would press Submit again, and so does this.
+    """
+    with aftercare.server.client() as client:
+        key = client.read_flow_run(run_id).state.state_details.pause_key
+    try:
+        prefect_ui.submit(dialog)
+        return
+    except AssertionError:
+        with aftercare.server.client() as client:
+            state = client.read_flow_run(run_id).state
+        if state is None or state.name != "Suspended" or state.state_details.pause_key != key:
+            raise  # the answer went through; the dialog is stuck for another reason
+        print(f"[ui] the resume of {run_id} was refused by the server; submitting again", flush=True)
+    prefect_ui.submit(dialog)
 
 
 def json_hook(url: str, path: str = "/hook", **options: str) -> str:

@@ -28,7 +28,7 @@ import pytest
 
 from aftercare.engine.register import MESSAGE_SENDING, Register
 from aftercare.flows.answering import submit_answer
-from tests.e2e.conftest import Aftercare, json_hook, kill_group, timing, wait_delivered, wait_until, write_team
+from tests.e2e.conftest import Aftercare, answer_code, json_hook, kill_group, timing, wait_delivered, wait_until, write_team
 from tests.fixtures.smtp import SmtpSink
 
 DEFINITION = """\
@@ -226,11 +226,12 @@ def test_runs_running_when_serve_is_killed_are_replayed_by_the_next_serve(
         run_b = aftercare.start(process, {"title": "Webhook in flight", "hook": True})
         key_b = aftercare.case_of(run_b).key
         holding_listener.wait_for(1, timeout=60)
+        code_a = answer_code(smtp_sink, key_a, "li.na@example.com")  # li.na's answer code, from her waiting mail
 
         lock = sqlite3.connect(str(tmp_path / "register.db"), isolation_level=None, timeout=30)
         try:
             lock.execute("BEGIN IMMEDIATE")
-            _resume(aftercare, run_a, {"answering_as": "li.na", "decision": "approve", "comment": "在途的答复"})
+            _resume(aftercare, run_a, {"answering_as": "li.na", "answer_code": code_a, "decision": "approve", "comment": "在途的答复"})
             aftercare.server.wait_for_flow_run(run_a, lambda run: run.state_type == StateType.RUNNING, timeout=60, what="Running")
             time.sleep(2)  # well inside its execution, blocked on the register
             kill_group(first.process)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import subprocess
 import uuid
@@ -30,6 +31,9 @@ def test_aftercare_run_names_and_tags_its_run_on_the_server(
     assert done.returncode == 0, done.stderr[-3000:]
     case = aftercare.register.case(json.loads(done.stdout.strip().splitlines()[-1])["case"])
     assert case.outcome == "resolved" and case.flow_run_id
+    # scripted answers go in as the operator's: no answer code, the OS user kept with each (docs/people.md)
+    answers = [a for step in ("triage", "resolve", "verify") for a in aftercare.register.answers(case.key, step)]
+    assert answers and {a.operator for a in answers} == {getpass.getuser()}
 
     with prefect_server.client() as client:
         run = client.read_flow_run(uuid.UUID(case.flow_run_id))

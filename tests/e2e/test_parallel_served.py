@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from aftercare.engine.register import Register
-from tests.e2e.conftest import AFTERCARE, SCREENSHOTS, Aftercare, kill_group, timing, wait_delivered, wait_until, write_team
+from tests.e2e.conftest import AFTERCARE, SCREENSHOTS, Aftercare, answer_code, kill_group, submit_classic, timing, wait_delivered, wait_until, write_team
 from tests.fixtures import prefect_ui, prefect_ui_v2
 from tests.fixtures.smtp import SmtpSink
 
@@ -215,6 +215,7 @@ def test_parallel_approvals_answered_in_the_ui_in_reverse_order(
         description = dialog.inner_text()
         assert key in description and "Customer review of Upgrade to 4.2" in description  # its own case context
         prefect_ui_v2.choose_option(dialog, "Answering as", "huang.lei")
+        prefect_ui_v2.fill_code(dialog, answer_code(smtp_sink, key, "huang.lei@customer.example.com"))  # from his waiting mail
         prefect_ui_v2.choose_option(dialog, "Decision", "approve")
         prefect_ui_v2.fill_text(dialog, "Comment", "customer-review ok")
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -231,10 +232,11 @@ def test_parallel_approvals_answered_in_the_ui_in_reverse_order(
         assert key in description and "Engineering review of Upgrade to 4.2" in description
         assert "customer-review" not in description or "huang.lei" in description
         prefect_ui.choose_option(dialog, "Answering as", "liu.yang")
+        prefect_ui.fill_code(dialog, answer_code(smtp_sink, key, "liu.yang@example.com"))
         prefect_ui.choose_option(dialog, "Decision", "approve")
         prefect_ui.fill_text(dialog, "Comment", "tech-review ok")
         browser_page.screenshot(path=str(SCREENSHOTS / "parallel-tech-form-classic.png"))
-        prefect_ui.submit(dialog)
+        submit_classic(aftercare, tech.id, dialog)
         aftercare.server.wait_for_final(tech.id, timeout=90)
         timing("browser answer tech-review (classic UI)", time.monotonic() - started)
         final = aftercare.wait_final(run_id)

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import CORE_PROCESSES, SCREENSHOTS, Aftercare, copy_processes, timing, wait_delivered
+from tests.e2e.conftest import CORE_PROCESSES, SCREENSHOTS, Aftercare, answer_code, copy_processes, submit_classic, timing, wait_delivered
 from tests.fixtures import prefect_ui
 from tests.fixtures.smtp import SmtpSink
 
@@ -34,30 +34,9 @@ def _answer_in_browser(page: Any, aftercare: Aftercare, run_id: uuid.UUID, shot:
     fill(dialog)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{shot}.png"))
-    _submit(aftercare, run_id, dialog)
+    submit_classic(aftercare, run_id, dialog)
     timing(f"browser answer {shot}", time.monotonic() - started)
     return description
-
-
-def _submit(aftercare: Aftercare, run_id: uuid.UUID, dialog: Any) -> None:
-    """Submit, and submit again once if the server refused it while the run still waits.
-
-    On a loaded machine the Prefect server's SQLite can answer the resume with "database
-    is locked" (a 500: the UI shows "Oops. Something went wrong." and keeps the dialog
-    open); a person would press Submit again, and so does this.
-    """
-    with aftercare.server.client() as client:
-        key = client.read_flow_run(run_id).state.state_details.pause_key
-    try:
-        prefect_ui.submit(dialog)
-        return
-    except AssertionError:
-        with aftercare.server.client() as client:
-            state = client.read_flow_run(run_id).state
-        if state is None or state.name != "Suspended" or state.state_details.pause_key != key:
-            raise  # the answer went through; the dialog is stuck for another reason
-        print(f"[ui] the resume of {run_id} was refused by the server; submitting again", flush=True)
-    prefect_ui.submit(dialog)
 
 
 @pytest.mark.prefect_server
@@ -87,6 +66,7 @@ def test_issue_resolution_answered_in_the_prefect_ui(
         # -- triage: the support lead approves with a priority and an owner ---------------
         def triage(dialog: Any) -> None:
             prefect_ui.choose_option(dialog, "Answering as", "li.na")
+            prefect_ui.fill_code(dialog, answer_code(smtp_sink, key, "li.na@example.com"))  # from her waiting mail
             prefect_ui.choose_option(dialog, "Decision", "approve")
             prefect_ui.choose_option(dialog, "Priority", "P2")
             prefect_ui.choose_option(dialog, "Owner", "liu.yang")
@@ -103,6 +83,7 @@ def test_issue_resolution_answered_in_the_prefect_ui(
         # -- resolve: the owner the triage named fills the form ---------------------------
         def resolve(dialog: Any) -> None:
             prefect_ui.choose_option(dialog, "Answering as", "liu.yang")
+            prefect_ui.fill_code(dialog, answer_code(smtp_sink, key, "liu.yang@example.com"))
             prefect_ui.fill_text(dialog, "Root cause", "Session cache keyed by the old schema")
             prefect_ui.fill_text(dialog, "Fix", "Flush the cache on upgrade")
             prefect_ui.set_switch(dialog, "Worth a kb entry", False)
@@ -116,6 +97,7 @@ def test_issue_resolution_answered_in_the_prefect_ui(
         # -- verify: the reporter approves ------------------------------------------------
         def verify(dialog: Any) -> None:
             prefect_ui.choose_option(dialog, "Answering as", "huang.lei")
+            prefect_ui.fill_code(dialog, answer_code(smtp_sink, key, "huang.lei@customer.example.com"))
             prefect_ui.choose_option(dialog, "Decision", "approve")
             prefect_ui.fill_text(dialog, "Comment", VERIFY_COMMENT)
 

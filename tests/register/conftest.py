@@ -16,6 +16,7 @@ from tests.fixtures.postgres import pg_register_database
 
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=timezone.utc)
 TABLES = (
+    "answer_codes",
     "audit_events",
     "notifications",
     "approvals",
