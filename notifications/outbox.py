@@ -24,7 +24,9 @@ Every builder takes the case scope (``CaseState.scope(now)``: ``inputs``, ``case
     one of them) and ``cancelled_by`` (a name); its ``case`` has ``status`` and
     ``outcome`` ``cancelled``.
 ``links``
-    ``{run}``: the Prefect UI page of the case's flow run, or None
+    ``{run}``: the Prefect UI page of the case's flow run (of the step's form run), or None;
+    in a waiting step's messages to a person also ``tasks``: the Prefect UI's runs view of
+    that person's waiting work (``links.tasks_url``)
 ``answer_command``
     the ``aftercare answer CASE STEP --as PERSON ...`` line for this recipient
 ``message``
@@ -57,7 +59,7 @@ from aftercare.engine.team import TeamSpec
 
 from .addressing import Target, targets
 from .channels import message_format
-from .links import answer_command
+from .links import answer_command, tasks_url
 from .rendering import MessageTemplates, RenderedMessage
 
 log = logging.getLogger(__name__)
@@ -72,8 +74,10 @@ CASE_CLOSED = "case-closed"
 CASE_ESCALATION = "case-escalation"
 CASE_CANCELLED = "case-cancelled"
 STEP_WITHDRAWN = "step-withdrawn"
+STEP_REASSIGNED = "step-reassigned"
 BUILTIN_MESSAGES = (
     MESSAGE, STEP_WAITING, STEP_REMINDER, STEP_ESCALATION, CASE_OPENED, CASE_CLOSED, CASE_ESCALATION, CASE_CANCELLED, STEP_WITHDRAWN,
+    STEP_REASSIGNED,
 )
 WEEKLY_DIGEST = "weekly-digest"
 """The weekly digest (no case): :func:`digest_messages`."""
@@ -342,10 +346,16 @@ def _human(
     case_key = _case_key(scope)
     view = human_step_view(team, step, plan, visit, _now(scope))
     view["reminder"] = reminder
-    extra = {"step": view, "links": _links(scope, links), "reason": reason}
+    shared = _links(scope, links)
+    extra = {"step": view, "links": shared, "reason": reason}
+
+    def per_target(target: Target) -> dict[str, Any]:
+        own = {**shared, "tasks": tasks_url(target.person, base=shared.get("ui"))} if target.person else shared
+        return {"answer_command": _command_for(target, case_key, step, plan.eligible), "links": own}
+
     return _compose(
         team, scope, references, template=template, kind=kind, step_id=step.id, visit=visit, templates=templates, extra=extra,
-        per_target=lambda target: {"answer_command": _command_for(target, case_key, step, plan.eligible)},
+        per_target=per_target,
     )
 
 
@@ -364,6 +374,7 @@ def waiting_messages(
     recipients: Sequence[str] | None = None,
     templates: MessageTemplates | None = None,
     links: Mapping[str, Any] | None = None,
+    kind: str = "waiting",
 ) -> list[OutboxMessage]:
     """"A step is waiting for you": the case context and how to answer (Prefect UI link, CLI line).
 
@@ -376,9 +387,10 @@ def waiting_messages(
         recipients: references to tell; default the step's assignee (roles keep their channels).
         templates: the definition's templates.
         links: ``{"run": URL}`` (``links.run_url(flow_run_id)``); default ``case.url``.
+        kind: the key's kind: ``waiting``; a step handed on tells its new people under ``reassigned-N``.
     """
     refs = list(recipients) if recipients is not None else _assignees_of(team, scope, step, plan)
-    return _human(team, scope, step, plan, refs, visit=visit, template=STEP_WAITING, kind="waiting", reason="waiting",
+    return _human(team, scope, step, plan, refs, visit=visit, template=STEP_WAITING, kind=kind, reason="waiting",
                   templates=templates, links=links)
 
 
@@ -604,6 +616,38 @@ def step_withdrawn_messages(
     extra = {"step": view, "links": _links(scope, links), "reason": "withdrawn", "message": reason}
     recipients = [f"person:{person}" for person in dict.fromkeys(people) if person in team.people]
     return _compose(team, scope, recipients, template=STEP_WITHDRAWN, kind="withdrawn", step_id=str(view["id"]),
+                    visit=int(view["visit"]), templates=templates, extra=extra)
+
+
+def step_reassigned_messages(
+    team: TeamSpec,
+    scope: Mapping[str, Any],
+    step: Mapping[str, Any],
+    people: Sequence[str],
+    *,
+    by: str,
+    to: Sequence[str],
+    reason: str,
+    kind: str,
+    templates: MessageTemplates | None = None,
+    links: Mapping[str, Any] | None = None,
+) -> list[OutboxMessage]:
+    """"Handed on": a step visit that waited for these people now waits for others (``aftercare reassign``).
+
+    Args:
+        step: ``{id, title, visit}`` of the visit; templates also see ``reassigned_by`` and
+            ``reassigned_to`` (names) in it.
+        people: the person ids who no longer answer it.
+        by: who handed it on.
+        to: who answers it now.
+        reason: why (may be empty), shown as ``message``.
+        kind: the key's kind (``handed-on-N``, one per reassignment).
+        (others as :func:`step_withdrawn_messages`)
+    """
+    view = {"type": "reassigned", **dict(step), "reassigned_by": team.display(by), "reassigned_to": [team.display(p) for p in to]}
+    extra = {"step": view, "links": _links(scope, links), "reason": "reassigned", "message": reason}
+    recipients = [f"person:{person}" for person in dict.fromkeys(people) if person in team.people]
+    return _compose(team, scope, recipients, template=STEP_REASSIGNED, kind=kind, step_id=str(view["id"]),
                     visit=int(view["visit"]), templates=templates, extra=extra)
 
 
