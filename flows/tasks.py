@@ -26,6 +26,7 @@ from aftercare.engine.suggest import did_you_mean
 from aftercare.engine.team import TeamSpec
 from aftercare.engine.waiting import parse_row
 from aftercare.notifications.escalation import case_scope
+from aftercare.notifications.outbox import duration_text
 
 ALL_OPEN = 100_000
 """How many open step runs the task list reads at most."""
@@ -69,19 +70,6 @@ def display_time(at: datetime, team: TeamSpec) -> str:
         local = at.astimezone(ZoneInfo(zone))
         return f"{local:%Y-%m-%d %H:%M} {zone}"
     return f"{at:%Y-%m-%d %H:%M} UTC"
-
-
-def age_text(seconds: float) -> str:
-    """``2d 3h``, ``45m``: how long a step has waited."""
-    minutes = max(0, int(seconds // 60))
-    days, rest = divmod(minutes, 24 * 60)
-    hours, minutes = divmod(rest, 60)
-    parts = [f"{days}d"] if days else []
-    if hours:
-        parts.append(f"{hours}h")
-    if minutes and not days:
-        parts.append(f"{minutes}m")
-    return " ".join(parts) or "0m"
 
 
 def check_filters(team: TeamSpec, person: str | None, role: str | None) -> None:
@@ -145,7 +133,7 @@ def task_list(
             "overdue": late,
             "waiting_since": run.started_at.isoformat(),
             "age_seconds": int((now - run.started_at).total_seconds()),
-            "age": age_text((now - run.started_at).total_seconds()),
+            "age": duration_text(now - run.started_at),
             "link": link(case, run) if link is not None else None,
         })
     tasks.sort(key=lambda task: (not task["overdue"], task["waiting_since"], task["case"], task["step"]))
@@ -184,4 +172,4 @@ def render_tasks(tasks: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["WaitingUnit", "age_text", "case_waiting", "check_filters", "display_time", "render_tasks", "task_list", "waiting_units"]
+__all__ = ["WaitingUnit", "case_waiting", "check_filters", "display_time", "render_tasks", "task_list", "waiting_units"]

@@ -171,7 +171,8 @@ def _display(team: TeamSpec, reference: str) -> str:
     return reference
 
 
-def _duration_text(delta: timedelta) -> str:
+def duration_text(delta: timedelta) -> str:
+    """``2d 3h 5m``: a duration as messages and lists show it."""
     minutes = max(0, int(delta.total_seconds() // 60))
     days, rest = divmod(minutes, 24 * 60)
     hours, minutes = divmod(rest, 60)
@@ -211,7 +212,7 @@ def human_step_view(team: TeamSpec, step: HumanStepBase, plan: HumanPlan, visit:
         "quorum": step.quorum if isinstance(step, ApprovalStep) else 1,
         "approval": isinstance(step, ApprovalStep),
         "reminder": None,
-        "overdue_by": _duration_text(now - plan.due_at) if plan.due_at and now > plan.due_at else None,
+        "overdue_by": duration_text(now - plan.due_at) if plan.due_at and now > plan.due_at else None,
     }
     return view
 
@@ -499,7 +500,7 @@ def case_escalation_messages(
     breach = due_at.astimezone(timezone.utc).isoformat()
     now = _now(scope)
     extra = {
-        "step": {"id": _case(scope).get("current_step"), "overdue_by": _duration_text(now - due_at) if now > due_at else None},
+        "step": {"id": _case(scope).get("current_step"), "overdue_by": duration_text(now - due_at) if now > due_at else None},
         "links": _links(scope, links),
         "reason": "sla",
     }
@@ -613,9 +614,17 @@ def step_withdrawn_messages(
         (others as :func:`case_cancelled_messages`)
     """
     view = {"type": "withdrawn", **dict(step)}
-    extra = {"step": view, "links": _links(scope, links), "reason": "withdrawn", "message": reason}
+    return _step_notice(team, scope, view, people, template=STEP_WITHDRAWN, kind="withdrawn", reason=reason, templates=templates, links=links)
+
+
+def _step_notice(
+    team: TeamSpec, scope: Mapping[str, Any], view: Mapping[str, Any], people: Sequence[str], *,
+    template: str, kind: str, reason: str, templates: MessageTemplates | None, links: Mapping[str, Any] | None,
+) -> list[OutboxMessage]:
+    """A step visit no longer waits for these people (withdrawn, handed on): one message each, ``reason`` as ``message``."""
+    extra = {"step": dict(view), "links": _links(scope, links), "reason": view["type"], "message": reason}
     recipients = [f"person:{person}" for person in dict.fromkeys(people) if person in team.people]
-    return _compose(team, scope, recipients, template=STEP_WITHDRAWN, kind="withdrawn", step_id=str(view["id"]),
+    return _compose(team, scope, recipients, template=template, kind=kind, step_id=str(view["id"]),
                     visit=int(view["visit"]), templates=templates, extra=extra)
 
 
@@ -645,10 +654,7 @@ def step_reassigned_messages(
         (others as :func:`step_withdrawn_messages`)
     """
     view = {"type": "reassigned", **dict(step), "reassigned_by": team.display(by), "reassigned_to": [team.display(p) for p in to]}
-    extra = {"step": view, "links": _links(scope, links), "reason": "reassigned", "message": reason}
-    recipients = [f"person:{person}" for person in dict.fromkeys(people) if person in team.people]
-    return _compose(team, scope, recipients, template=STEP_REASSIGNED, kind=kind, step_id=str(view["id"]),
-                    visit=int(view["visit"]), templates=templates, extra=extra)
+    return _step_notice(team, scope, view, people, template=STEP_REASSIGNED, kind=kind, reason=reason, templates=templates, links=links)
 
 
 # --- writing them --------------------------------------------------------------------------------
