@@ -9,7 +9,8 @@ messages=[m.draft() for m in ...])`` (one transaction with the step) and the oth
 with :func:`enqueue`; :func:`~aftercare.notifications.delivery.deliver_pending` sends them.
 
 Every builder takes the case scope (``CaseState.scope(now)``: ``inputs``, ``case``,
-``now``, ``steps`` and each step id) and adds the notification names
+``now``, ``steps`` and each step id; a run's and the register's scopes also give
+``case.comments``, ``[{by, at, text}]`` of ``aftercare comment``) and adds the notification names
 (``aftercare.engine.checks.NOTIFICATION_NAMES``):
 
 ``recipient``

@@ -158,6 +158,7 @@ def test_tasks_tags_links_and_a_hand_on(
         expect(browser_page.get_by_text(f"{race} · warehouse-b").first).to_be_visible(timeout=30_000)
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         browser_page.screenshot(path=str(SCREENSHOTS / "tasks-waiting-li-na-v2.png"), full_page=True)
+        expect(browser_page.get_by_text("2 Flow runs")).to_be_visible(timeout=30_000)
         body = browser_page.locator("body").inner_text()
         for other in ("Check A of the pumps", "Check B of the pumps", "warehouse-a", "Approve the budget"):
             assert other not in body, other
@@ -184,7 +185,7 @@ def test_tasks_tags_links_and_a_hand_on(
         refused = _cli(aftercare, "answer", solo, "approve", "--as", "liu.yang", "--approve")
         assert refused.returncode == 1 and "'liu.yang' may not answer step 'approve'" in refused.stderr, refused.stderr
         dialog = prefect_ui_v2.open_resume_form(browser_page, ui, solo_run)
-        assert "Handed on to li.na" in dialog.inner_text()
+        expect(dialog).to_contain_text("Handed on to li.na", timeout=30_000)  # the description comes after the form's schema
         dialog.get_by_role("button", name=re.compile(r"^Select Answering as$")).click()
         options = [option.inner_text().strip() for option in browser_page.get_by_role("option").all()]
         assert options == ["li.na"]
