@@ -115,6 +115,7 @@ class Messenger:
         self, case: CaseState, step: NotifyStep, visit: int, recipients: list[str], scope: dict[str, Any], links: dict[str, str]
     ) -> tuple[list[MessageDraft], dict[str, Any]]:
         """A notify step's drafts (written with its result) and the result itself."""
+        scope = {**scope, "case": {**scope["case"], "comments": case_comments(self.register, case.key)}}
         messages = self.composer.notify(scope, step, recipients, visit, links)
         return [message.draft() for message in messages], notify_result(messages, utc_now())
 
