@@ -99,6 +99,19 @@ def _expect_tags(aftercare: Aftercare, expected: dict[str, list[str]], names: di
     wait_until(right, 60, f"waiting tags {expected}", lambda: f"seen {seen}\n{aftercare.log_tail(60)}")
 
 
+def _latest_artifact(aftercare: Aftercare, key: str, run_id: uuid.UUID) -> str:
+    """The text of the latest version of a case's artifact."""
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    from aftercare.flows.artifacts import artifact_key
+
+    with aftercare.server.client() as client:
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[artifact_key(key)])))
+    mine = [a for a in artifacts if a.flow_run_id == run_id]
+    assert mine, f"no artifact of {key}"
+    return str(max(mine, key=lambda artifact: artifact.created).data or "")
+
+
 @pytest.mark.browser
 def test_tasks_tags_links_and_a_hand_on(
     aftercare_env: Callable[..., Aftercare], browser_page: Any, smtp_sink: SmtpSink, tmp_path: Path
@@ -169,6 +182,11 @@ def test_tasks_tags_links_and_a_hand_on(
         # a withdrawal: li.na's warehouse wins, the other warehouse's form is withdrawn
         _answer(aftercare, race, "warehouse-b", "li.na", "bin=B-07")
         aftercare.wait_final(race_run)
+        # a comment: in the case's artifact at once, and in the next messages about the case
+        said = _cli(aftercare, "comment", solo, "--as", "huang.lei", "-m", "Budget line 7 is wrong")
+        assert (said.returncode, said.stdout) == (0, f"{solo}: comment from huang.lei kept\n"), said.stderr
+        artifact = _latest_artifact(aftercare, solo, solo_run)
+        assert "## Comments" in artifact and "**huang.lei**: Budget line 7 is wrong" in artifact
         # a hand-on: liu.yang gives the lone approval to li.na
         done = _cli(aftercare, "reassign", solo, "approve", "--to", "li.na", "--as", "liu.yang", "--reason", "on leave", "--json")
         assert done.returncode == 0, done.stderr
@@ -207,3 +225,8 @@ def test_tasks_tags_links_and_a_hand_on(
     assert [entry for entry in told if entry[1] in ("handed", "reassigned")] == [("person:li.na", "reassigned"), ("person:liu.yang", "handed")]
     show = _cli(aftercare, "show", solo).stdout
     assert "step.reassigned by liu.yang: approve #1 from liu.yang to li.na: on leave" in show
+    assert "case.comment by huang.lei: Budget line 7 is wrong" in show
+    handed_mail = next(m for m in smtp_sink.messages if m.subject == f"[{solo}] Handed on: Approve the budget")
+    assert handed_mail.rcpt_tos == ["liu.yang@example.com"]
+    assert "handed it on to 李娜 Li Na" in handed_mail.text and "Why: on leave" in handed_mail.text
+    assert "huang.lei: Budget line 7 is wrong" in handed_mail.text  # the comment reached the next message
