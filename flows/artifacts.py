@@ -10,7 +10,7 @@ from aftercare.engine.case import CaseState
 from aftercare.engine.errors import AftercareError
 from aftercare.engine.graph import mermaid
 from aftercare.engine.library import definition_of_case
-from aftercare.engine.register import OPEN_STEP_STATUSES, STEP_DONE, STEP_WAITING, STEP_WITHDRAWN, Register, StepRunRecord
+from aftercare.engine.register import CASE_COMMENT, OPEN_STEP_STATUSES, STEP_DONE, STEP_WAITING, STEP_WITHDRAWN, Register, StepRunRecord
 from aftercare.engine.spec import ProcessSpec, StartStep
 from aftercare.engine.waiting import parse_row
 
@@ -37,6 +37,11 @@ def timeline_markdown(register: Register, case: CaseState, links: dict[str, str]
         lines += [f"**Waiting:** {waiting}", ""]
     if links.get("run"):
         lines += [f"[Open the flow run]({links['run']})", ""]
+    comments = [event for event in timeline.events if event.event == CASE_COMMENT]
+    if comments:
+        lines += ["## Comments", ""]
+        lines += [f"- {c.at:%Y-%m-%d %H:%M} **{c.actor}**: {(c.detail or '').replace(chr(10), ' ')}" for c in comments]
+        lines.append("")
     lines += diagram_markdown(register, record.process, record.definition_hash, timeline.steps)
     lines += ["| when (UTC) | what | step | detail |", "|---|---|---|---|"]
     for entry in timeline.entries:
@@ -110,3 +115,23 @@ def publish(register: Register, case: CaseState, links: dict[str, str], flow_run
         )
 
     ui_updates.hold(flow_run_id, f"artifact of {key}", create)
+
+
+def publish_now(register: Register, key: str, api_url: str | None = None) -> bool:
+    """Write a new version of a case's artifact from outside its run (``aftercare comment``); False without a run or a server."""
+    from prefect import get_client
+    from prefect.client.schemas.actions import ArtifactCreate
+
+    from aftercare.notifications import run_url
+
+    record = register.case(key)
+    if record.flow_run_id is None:
+        return False
+    url = run_url(record.flow_run_id, api_url=api_url)
+    case = CaseState.from_record(record, url=url)
+    markdown = timeline_markdown(register, case, {"run": url} if url else {})
+    with get_client(sync_client=True) as client:
+        client.create_artifact(
+            ArtifactCreate(key=artifact_key(key), type="markdown", description=f"Timeline of {key}", data=markdown, flow_run_id=record.flow_run_id)
+        )
+    return True

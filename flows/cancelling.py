@@ -44,6 +44,7 @@ from . import events
 from .answering import case_spec
 from .forms import close_forms
 from .timers import drop_timers
+from .waiting_tags import sync_waiting_tags
 
 log = logging.getLogger(__name__)
 
@@ -193,6 +194,7 @@ def finish(
         report.timers_dropped += drop_timers(key)
         if flow_run_id:
             close_forms(flow_run_id, message)  # the forms of steps that waited side by side are no longer offered
+            sync_waiting_tags(register, key)  # nobody waits on a cancelled case
     if library is not None:
         report.messages = tell(register, library, outcome, by=by, reason=reason)
     return report

@@ -16,7 +16,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 from uuid import UUID
@@ -42,6 +42,7 @@ from aftercare.engine.waiting import Event, Unit, Waiting
 from aftercare.notifications import Messenger, run_url
 
 from . import artifacts, events, ui_updates
+from .waiting_tags import sync_waiting_tags
 from .resume_form import PAUSE_TIMEOUT, POLL_SECONDS, ResumeForm, stop_if_cancelled
 from .forms import close_form, find_form, open_form, parse_row, unit_row, wake
 from .timers import Timer, drop_timers, schedule
@@ -149,9 +150,11 @@ class PrefectExecutor:
         new = (step.id, visit) in self._new_waits
         self._new_waits.discard((step.id, visit))
         if not self._concurrent(waiting):
+            plan = self._recorded_plan(case, step.id, visit, plan)
             self.messenger.waiting(case, human, visit, plan, self.links)
             if new:
                 self._emit_waiting(case, human, step.id, visit, plan)
+            sync_waiting_tags(self.register, case.key)
             artifacts.publish(self.register, case, self.links, self.flow_run_id, waiting=f"{plan.title} — waiting for {', '.join(plan.eligible)}")
             return
         for unit, unit_plan in _units(waiting):
@@ -167,6 +170,7 @@ class PrefectExecutor:
             self.messenger.waiting(case, human, visit, unit_plan, links)
             if new:
                 self._emit_waiting(case, human, row, visit, unit_plan)
+        sync_waiting_tags(self.register, case.key)
         waiting_on = sorted({person for _, p in _units(waiting) for person in p.eligible})
         artifacts.publish(self.register, case, self.links, self.flow_run_id, waiting=f"{plan.title} — waiting for {', '.join(waiting_on)}")
 
@@ -182,7 +186,7 @@ class PrefectExecutor:
             if only.kind == "person":
                 human: HumanStep = only.step  # type: ignore[assignment]
                 assert only.plan is not None
-                plan, visit = only.plan, only.visit
+                plan, visit = self._recorded_plan(case, human.id, only.visit, only.plan), only.visit
 
                 def resend(person: str, kind: str) -> None:
                     self.messenger.waiting(case, human, visit, plan, self.links, recipients=[f"person:{person}"], kind=kind)
@@ -191,7 +195,7 @@ class PrefectExecutor:
                     self.register, self.library.team, case, human, visit, plan, suspend=self.suspend,
                     case_run=self.subject(case).flow_run_id, resend=resend,
                 )
-                result = collect(human, only.plan, form, people=list(self.library.team.people))
+                result = collect(human, plan, form, people=list(self.library.team.people))
                 return Event(only, result)
             if only.kind == "timer":
                 assert only.until is not None and isinstance(only.step, WaitStep)
@@ -223,8 +227,16 @@ class PrefectExecutor:
                 ))
             if self._concurrent(waiting):
                 self._close_form(row, visit, reason)
+        sync_waiting_tags(self.register, case.key)
         if unit is None and self.suspend and is_human(step) and _has_deadlines(step):
             drop_timers(case.key, step.id, visit)
+
+    def _recorded_plan(self, case: CaseState, row: str, visit: int, plan: HumanPlan) -> HumanPlan:
+        """The plan with the people the register names now (a step handed on with ``aftercare reassign`` since it began)."""
+        run = self.register.step_run(case.key, row, visit)
+        if run is None or not run.eligible or tuple(run.eligible) == plan.eligible:
+            return plan
+        return replace(plan, eligible=tuple(run.eligible))
 
     def _concurrent(self, waiting: Waiting) -> bool:
         """Whether a waiting step may wait beside others (inside a split, or a multi-unit step): it has form runs."""
@@ -379,6 +391,8 @@ class PrefectExecutor:
             stored = self._as_task(step, visit, store) if isinstance(step, (DecisionStep, EndStep, WaitStep, CallStep)) else store()
         if isinstance(step, NotifyStep):
             self.messenger.deliver()
+        if is_human(step):
+            sync_waiting_tags(self.register, case.key)  # decided (or timed out): nobody waits there any more
         if self.suspend and is_human(step) and _has_deadlines(step):
             drop_timers(case.key, step.id, visit)  # decided: its due and reminders are moot
         return dict(stored.result or result)
@@ -405,6 +419,7 @@ class PrefectExecutor:
             parent = self.register.case(case.parent)
             if parent.is_open:
                 wake(parent.flow_run_id, patience=10.0)  # it may wait for this case (a start step with wait)
+        sync_waiting_tags(self.register, case.key)
         self.messenger.closed(case, outcome, self.links)
         self.messenger.deliver_unsent()
         artifacts.publish(self.register, case, self.links, self.flow_run_id)

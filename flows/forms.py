@@ -48,6 +48,14 @@ def find_form(case_run: str, row: str, visit: int) -> Any | None:
     return runs[0] if runs else None
 
 
+def form_holder(case_run: str | None, row: str, visit: int) -> str | None:
+    """The flow run whose Resume form answers a waiting unit: its form run when it has one, else the case's run."""
+    if case_run is None:
+        return None
+    found = find_form(case_run, row, visit)
+    return str(found.id) if found is not None else case_run
+
+
 def open_form(case_key: str, case_run: str, title: str, row: str, visit: int, item: Any = None) -> str | None:
     """Create the served form run of a step visit (once): Prefect's runner starts it, and it suspends for its form.
 
@@ -134,4 +142,4 @@ def wake(flow_run_id: str | None, *, patience: float = WAKE_SECONDS) -> bool:
             time.sleep(0.3)
 
 
-__all__ = ["FORM_FLOW", "FORM_TAG", "close_form", "close_forms", "find_form", "form_tags", "open_form", "parse_row", "unit_row", "wake"]
+__all__ = ["FORM_FLOW", "FORM_TAG", "close_form", "close_forms", "find_form", "form_holder", "form_tags", "open_form", "parse_row", "unit_row", "wake"]

@@ -10,6 +10,7 @@ from typing import Any
 from prefect import Flow, flow
 from prefect.context import FlowRunContext
 
+from aftercare.engine import settings
 from aftercare.engine.calendars import calendar_of
 from aftercare.engine.case import CaseState, opening
 from aftercare.engine.clock import utc_now
@@ -97,6 +98,8 @@ def run_definition(definition: LoadedDefinition, library: Library, parameters: d
         listener(record.key, str(flow_run.id))
     url = run_url(str(flow_run.id), api_url=ui_updates.current_api_url())
     links = {"run": url} if url else {}
+    if ui := settings.ui_url(ui_updates.current_api_url()):
+        links["ui"] = ui  # the base of each person's link to their waiting work
     case = CaseState.from_record(record, url=url)
     served = flow_run.deployment_id is not None  # a foreground run has no timer runs: it watches its own deadlines
     messenger = Messenger(register, library, spec, on_retry=(lambda at: schedule(Timer("outbox", at))) if served else None)

@@ -29,6 +29,7 @@ from aftercare.engine.team import TeamSpec
 
 from . import events
 from .run_input import answer_from_input, answer_model, code_from_input, describe
+from .waiting_tags import sync_waiting_tags
 
 #: How long a person may take before Prefect itself gives up on a suspended run.
 PAUSE_TIMEOUT = int(timedelta(days=365).total_seconds())
@@ -192,6 +193,7 @@ class ResumeForm:
             self.subject, self.row, visit, person=given.person, decision=given.decision, comment=given.comment,
             fields=dict(given.fields), answered_at=given.answered_at, decided=recorded.decision,
         ))
+        sync_waiting_tags(self.register, self.case.key)  # who answered is no longer waited for
 
     def refuse(self, submission: Submission, error: AnswerError) -> None:
         when = utc_now()

@@ -99,7 +99,13 @@ def case_scope(register: Register, case: CaseRecord, now: datetime, *, api_url: 
             state.visits[run.step_id] = run.visit
     scope = state.scope(now)
     scope["case"]["current_step"] = case.current_step
+    scope["case"]["comments"] = case_comments(register, case.key)
     return scope
+
+
+def case_comments(register: Register, key: str) -> list[dict[str, str]]:
+    """A case's comments as messages show them (``case.comments``): ``{by, at, text}``, oldest first."""
+    return [{"by": c.actor, "at": f"{c.at:%Y-%m-%d %H:%M} UTC", "text": c.detail or ""} for c in register.comments(key)]
 
 
 def human_plan(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+from urllib.parse import urlencode
 from collections.abc import Sequence
 
 from aftercare.engine import settings
@@ -25,6 +26,35 @@ def run_url(flow_run_id: str | None, *, api_url: str | None = None) -> str | Non
     if not flow_run_id or base is None:
         return None
     return f"{base}/runs/flow-run/{flow_run_id}"
+
+
+def form_url(flow_run_id: str | None, *, base: str | None = None) -> str | None:
+    """A run's page in the UI Prefect opens by default (``BASE/v2/runs/flow-run/ID``), where its form's Resume is in the menu."""
+    root = (base or settings.ui_url() or "").rstrip("/")
+    if not flow_run_id or not root:
+        return None
+    return f"{root}/v2/runs/flow-run/{flow_run_id}"
+
+
+WAITING_STATES = ("Paused", "Suspended")
+"""The run states of a form that can be answered now (a foreground pause, a served suspension)."""
+
+
+def tasks_url(person: str | None, *, base: str | None = None) -> str | None:
+    """The runs view of the Prefect UI (``/v2``) filtered to one person's waiting work: their ``waiting:PERSON`` runs.
+
+    ``BASE/v2/runs?tags=waiting:li.na&state=Paused,Suspended``: the runs list takes
+    comma-separated ``tags`` and ``state`` names in its URL (checked in Chromium).
+
+    Args:
+        person: a person id; None gives None.
+        base: the UI's base address (``links["ui"]``); by default :func:`aftercare.engine.settings.ui_url`.
+    """
+    root = (base or settings.ui_url() or "").rstrip("/")
+    if not person or not root:
+        return None
+    query = urlencode({"tags": f"waiting:{person}", "state": ",".join(WAITING_STATES)}, safe=":,")
+    return f"{root}/v2/runs?{query}"
 
 
 def _placeholder(name: str, field: FieldSpec) -> str:

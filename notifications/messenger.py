@@ -24,7 +24,7 @@ from aftercare.engine.spec import HumanStep, NotifyStep, ProcessSpec
 from aftercare.engine.team import TeamSpec
 
 from .delivery import deliver_pending
-from .escalation import case_scope
+from .escalation import case_comments, case_scope
 from .outbox import (
     OutboxMessage,
     case_cancelled_messages,
@@ -87,7 +87,9 @@ class Messenger:
         return self.composer.templates
 
     def _scope(self, case: CaseState) -> dict[str, Any]:
-        return case.scope(utc_now())
+        scope = case.scope(utc_now())
+        scope["case"]["comments"] = case_comments(self.register, case.key)
+        return scope
 
     def requesters(self, case: CaseState) -> list[str]:
         """Who hears that a case opened or closed: the people its person-typed inputs name."""
@@ -121,6 +123,7 @@ class Messenger:
         self, case: CaseState, step: NotifyStep, visit: int, recipients: list[str], scope: dict[str, Any], links: dict[str, str]
     ) -> tuple[list[MessageDraft], dict[str, Any]]:
         """A notify step's drafts (written with its result) and the result itself."""
+        scope = {**scope, "case": {**scope["case"], "comments": case_comments(self.register, case.key)}}
         messages = self.composer.notify(scope, step, recipients, visit, links)
         return [message.draft() for message in messages], notify_result(messages, utc_now())
 

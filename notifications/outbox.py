@@ -9,7 +9,8 @@ messages=[m.draft() for m in ...])`` (one transaction with the step) and the oth
 with :func:`enqueue`; :func:`~aftercare.notifications.delivery.deliver_pending` sends them.
 
 Every builder takes the case scope (``CaseState.scope(now)``: ``inputs``, ``case``,
-``now``, ``steps`` and each step id) and adds the notification names
+``now``, ``steps`` and each step id; a run's and the register's scopes also give
+``case.comments``, ``[{by, at, text}]`` of ``aftercare comment``) and adds the notification names
 (``aftercare.engine.checks.NOTIFICATION_NAMES``):
 
 ``recipient``
@@ -24,7 +25,9 @@ Every builder takes the case scope (``CaseState.scope(now)``: ``inputs``, ``case
     one of them) and ``cancelled_by`` (a name); its ``case`` has ``status`` and
     ``outcome`` ``cancelled``.
 ``links``
-    ``{run}``: the Prefect UI page of the case's flow run, or None
+    ``{run}``: the Prefect UI page of the case's flow run (of the step's form run), or None;
+    in a waiting step's messages to a person also ``tasks``: the Prefect UI's runs view of
+    that person's waiting work (``links.tasks_url``)
 ``answer_command``
     the ``aftercare answer CASE STEP --as PERSON ...`` line for this recipient
 ``answer_code``
@@ -62,7 +65,7 @@ from aftercare.engine.team import TeamSpec
 from . import answer_codes
 from .addressing import Target, targets
 from .channels import message_format
-from .links import answer_command
+from .links import answer_command, tasks_url
 from .rendering import MessageTemplates, RenderedMessage
 
 log = logging.getLogger(__name__)
@@ -77,8 +80,10 @@ CASE_CLOSED = "case-closed"
 CASE_ESCALATION = "case-escalation"
 CASE_CANCELLED = "case-cancelled"
 STEP_WITHDRAWN = "step-withdrawn"
+STEP_REASSIGNED = "step-reassigned"
 BUILTIN_MESSAGES = (
     MESSAGE, STEP_WAITING, STEP_REMINDER, STEP_ESCALATION, CASE_OPENED, CASE_CLOSED, CASE_ESCALATION, CASE_CANCELLED, STEP_WITHDRAWN,
+    STEP_REASSIGNED,
 )
 WEEKLY_DIGEST = "weekly-digest"
 """The weekly digest (no case): :func:`digest_messages`."""
@@ -172,7 +177,8 @@ def _display(team: TeamSpec, reference: str) -> str:
     return reference
 
 
-def _duration_text(delta: timedelta) -> str:
+def duration_text(delta: timedelta) -> str:
+    """``2d 3h 5m``: a duration as messages and lists show it."""
     minutes = max(0, int(delta.total_seconds() // 60))
     days, rest = divmod(minutes, 24 * 60)
     hours, minutes = divmod(rest, 60)
@@ -213,7 +219,7 @@ def human_step_view(team: TeamSpec, step: HumanStepBase, plan: HumanPlan, visit:
         "quorum": step.quorum if isinstance(step, ApprovalStep) else 1,
         "approval": isinstance(step, ApprovalStep),
         "reminder": None,
-        "overdue_by": _duration_text(now - plan.due_at) if plan.due_at and now > plan.due_at else None,
+        "overdue_by": duration_text(now - plan.due_at) if plan.due_at and now > plan.due_at else None,
     }
     return view
 
@@ -349,13 +355,16 @@ def _human(
     case_key = _case_key(scope)
     view = human_step_view(team, step, plan, visit, _now(scope))
     view["reminder"] = reminder
-    extra = {"step": view, "links": _links(scope, links), "reason": reason}
+    shared = _links(scope, links)
+    extra = {"step": view, "links": shared, "reason": reason}
 
     def per_target(target: Target) -> dict[str, Any]:
         personal = codes and team.answer_codes and target.person is not None and target.person in plan.eligible
+        own = {**shared, "tasks": tasks_url(target.person, base=shared.get("ui"))} if target.person else shared
         return {
             "answer_command": _command_for(target, case_key, step, plan.eligible),
             "answer_code": answer_codes.mark(target.person) if personal and target.person else None,
+            "links": own,
         }
 
     return _compose(
@@ -392,8 +401,9 @@ def waiting_messages(
         recipients: references to tell; default the step's assignee (roles keep their channels).
         templates: the definition's templates.
         links: ``{"run": URL}`` (``links.run_url(flow_run_id)``); default ``case.url``.
-        kind: the outbox kind (its idempotency key): ``waiting``, or another for a message
-            sent again (a new answer code after too many wrong ones).
+        kind: the outbox kind (its idempotency key): ``waiting``; ``reassigned-N`` for a step
+            handed on to new people; another for a message sent again (a new answer code after
+            too many wrong ones).
     """
     refs = list(recipients) if recipients is not None else _assignees_of(team, scope, step, plan)
     return _human(team, scope, step, plan, refs, visit=visit, template=STEP_WAITING, kind=kind, reason="waiting",
@@ -505,7 +515,7 @@ def case_escalation_messages(
     breach = due_at.astimezone(timezone.utc).isoformat()
     now = _now(scope)
     extra = {
-        "step": {"id": _case(scope).get("current_step"), "overdue_by": _duration_text(now - due_at) if now > due_at else None},
+        "step": {"id": _case(scope).get("current_step"), "overdue_by": duration_text(now - due_at) if now > due_at else None},
         "links": _links(scope, links),
         "reason": "sla",
     }
@@ -619,10 +629,47 @@ def step_withdrawn_messages(
         (others as :func:`case_cancelled_messages`)
     """
     view = {"type": "withdrawn", **dict(step)}
-    extra = {"step": view, "links": _links(scope, links), "reason": "withdrawn", "message": reason}
+    return _step_notice(team, scope, view, people, template=STEP_WITHDRAWN, kind="withdrawn", reason=reason, templates=templates, links=links)
+
+
+def _step_notice(
+    team: TeamSpec, scope: Mapping[str, Any], view: Mapping[str, Any], people: Sequence[str], *,
+    template: str, kind: str, reason: str, templates: MessageTemplates | None, links: Mapping[str, Any] | None,
+) -> list[OutboxMessage]:
+    """A step visit no longer waits for these people (withdrawn, handed on): one message each, ``reason`` as ``message``."""
+    extra = {"step": dict(view), "links": _links(scope, links), "reason": view["type"], "message": reason}
     recipients = [f"person:{person}" for person in dict.fromkeys(people) if person in team.people]
-    return _compose(team, scope, recipients, template=STEP_WITHDRAWN, kind="withdrawn", step_id=str(view["id"]),
+    return _compose(team, scope, recipients, template=template, kind=kind, step_id=str(view["id"]),
                     visit=int(view["visit"]), templates=templates, extra=extra)
+
+
+def step_reassigned_messages(
+    team: TeamSpec,
+    scope: Mapping[str, Any],
+    step: Mapping[str, Any],
+    people: Sequence[str],
+    *,
+    by: str,
+    to: Sequence[str],
+    reason: str,
+    kind: str,
+    templates: MessageTemplates | None = None,
+    links: Mapping[str, Any] | None = None,
+) -> list[OutboxMessage]:
+    """"Handed on": a step visit that waited for these people now waits for others (``aftercare reassign``).
+
+    Args:
+        step: ``{id, title, visit}`` of the visit; templates also see ``reassigned_by`` and
+            ``reassigned_to`` (names) in it.
+        people: the person ids who no longer answer it.
+        by: who handed it on.
+        to: who answers it now.
+        reason: why (may be empty), shown as ``message``.
+        kind: the key's kind (``handed-on-N``, one per reassignment).
+        (others as :func:`step_withdrawn_messages`)
+    """
+    view = {"type": "reassigned", **dict(step), "reassigned_by": team.display(by), "reassigned_to": [team.display(p) for p in to]}
+    return _step_notice(team, scope, view, people, template=STEP_REASSIGNED, kind=kind, reason=reason, templates=templates, links=links)
 
 
 # --- writing them --------------------------------------------------------------------------------

@@ -35,12 +35,14 @@ from .records import (
     TimelineEntry,
 )
 from .answers import Decide
+from .handover import CASE_COMMENT, STEP_REASSIGNED, Reassignment
 from .repository import Register
 from .store import UNSET
 from .timeline import render_timeline
 
 __all__ = [
     "CASE_CANCELLED",
+    "CASE_COMMENT",
     "CASE_CLOSED",
     "CASE_FAILED",
     "CASE_OPEN",
@@ -52,6 +54,7 @@ __all__ = [
     "OPEN_STEP_STATUSES",
     "STEP_ACTIVE",
     "STEP_DONE",
+    "STEP_REASSIGNED",
     "STEP_FAILED",
     "STEP_WAITING",
     "STEP_WITHDRAWN",
@@ -68,6 +71,7 @@ __all__ = [
     "Decide",
     "MessageDraft",
     "MessageRecord",
+    "Reassignment",
     "Register",
     "StatusCount",
     "StepRunRecord",

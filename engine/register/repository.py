@@ -8,13 +8,14 @@ from .cases import CaseStore
 from .codes import CodeStore
 from .dashboard import Dashboard
 from .definitions import DefinitionStore
+from .handover import HandoverStore
 from .history import History
 from .metrics import Metrics
 from .outbox import Outbox
 from .steps import StepStore
 
 
-class Register(CaseStore, StepStore, AnswerStore, CodeStore, CancelStore, Outbox, History, Dashboard, Metrics, DefinitionStore):
+class Register(CaseStore, StepStore, AnswerStore, CodeStore, CancelStore, Outbox, History, Dashboard, Metrics, DefinitionStore, HandoverStore):
     """Every case, step, answer, message and audit event, on SQLite or PostgreSQL.
 
     Each method runs in its own transaction and returns frozen records, never ORM
@@ -54,7 +55,9 @@ class Register(CaseStore, StepStore, AnswerStore, CodeStore, CancelStore, Outbox
     - metrics (:class:`Metrics`): the report's figures over a :class:`MetricWindow`
       (``case_counts``, ``cycle_times``, ``step_figures``, ``approval_turnaround``, ...);
     - definitions (:class:`DefinitionStore`): ``save_definition``,
-      ``definition_text``, ``attach_run``.
+      ``definition_text``, ``attach_run``;
+    - handing on (:class:`HandoverStore`): ``reassign_step`` (who may answer a waiting
+      step, audited ``step.reassigned``), ``add_comment`` and ``comments`` (``case.comment``).
 
     Args:
         url: a SQLAlchemy URL (``sqlite:///path``, ``postgresql+psycopg://...``);

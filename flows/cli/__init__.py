@@ -15,9 +15,9 @@ from collections.abc import Sequence
 
 from aftercare.engine.errors import AftercareError, DefinitionError
 
-from . import answer, cancel, cases, db, graph, init, kinds, outbox, report, run, scenario_tests, schema, serve, simulate, validate
+from . import answer, cancel, cases, db, graph, init, kinds, outbox, people, report, run, scenario_tests, schema, serve, simulate, validate
 
-COMMAND_MODULES = (validate, schema, kinds, simulate, run, answer, cancel, cases, serve, outbox, db, init, scenario_tests, report, graph)
+COMMAND_MODULES = (validate, schema, kinds, simulate, run, answer, cancel, cases, people, serve, outbox, db, init, scenario_tests, report, graph)
 
 
 def build_parser() -> argparse.ArgumentParser:
