@@ -28,6 +28,7 @@ from aftercare.engine.register import CaseRecord, Reassignment, Register, StepRu
 from aftercare.engine.spec import ApprovalStep, HumanStep
 from aftercare.engine.suggest import did_you_mean
 from aftercare.engine.team import TeamSpec
+from aftercare.engine.calendars import calendar_of
 from aftercare.engine.waiting import parse_row
 from aftercare.notifications import run_url
 from aftercare.notifications.delivery import deliver_pending
@@ -111,7 +112,7 @@ def reassign(
     step: HumanStep = spec.step(base)  # type: ignore[assignment]
     now = utc_now()
     scope = case_scope(register, record, now)
-    plan = human_plan(team, scope, step, run)
+    plan = human_plan(team, scope, step, run, calendar=calendar_of(spec, team))
     escalate_people = {person for reference in plan.escalate_to for person in _members(team, reference)}
     try:
         eligible = handed_on(step, run, escalate_people, by=by, to=to)

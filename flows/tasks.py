@@ -13,9 +13,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from aftercare.engine.answers import plan_human_step
+from aftercare.engine.calendars import BusinessCalendar, calendar_of, shown_in
 from aftercare.engine.errors import AftercareError, NotFoundError
 from aftercare.engine.library import definition_of_case
 from aftercare.engine.loader import Library
@@ -58,18 +58,6 @@ def case_waiting(register: Register, case_key: str) -> list[WaitingUnit]:
     if not register.case(case_key).is_open:
         return []
     return waiting_units(register, register.step_runs(case_key))
-
-
-def display_time(at: datetime, team: TeamSpec) -> str:
-    """A moment as people read it in lists: in the team's time zone when it names one, else UTC.
-
-    The one place that formats a due for people; a calendar's zone is plugged in here.
-    """
-    zone = team.digest.timezone
-    if zone:
-        local = at.astimezone(ZoneInfo(zone))
-        return f"{local:%Y-%m-%d %H:%M} {zone}"
-    return f"{at:%Y-%m-%d %H:%M} UTC"
 
 
 def check_filters(team: TeamSpec, person: str | None, role: str | None) -> None:
@@ -120,16 +108,17 @@ def task_list(
         if overdue and not late:
             continue
         case = cases.get(run.case_key) or cases.setdefault(run.case_key, register.case(run.case_key))
+        title, calendar = _title(register, library, case, run, now)
         tasks.append({
             "case": case.key,
             "process": case.process,
             "case_title": case.title,
             "step": run.step_id,
             "visit": run.visit,
-            "title": _title(register, library, case, run, now),
+            "title": title,
             "who": list(unit.people),
             "due": run.due_at.isoformat() if run.due_at else None,
-            "due_text": display_time(run.due_at, team) if run.due_at else None,
+            "due_text": shown_in(run.due_at, calendar) if run.due_at else None,
             "overdue": late,
             "waiting_since": run.started_at.isoformat(),
             "age_seconds": int((now - run.started_at).total_seconds()),
@@ -140,22 +129,27 @@ def task_list(
     return tasks
 
 
-def _title(register: Register, library: Library, case: CaseRecord, run: StepRunRecord, now: datetime) -> str:
-    """The step's title rendered in the case's scope (an instance's with its item); its id when that fails."""
+def _title(register: Register, library: Library, case: CaseRecord, run: StepRunRecord, now: datetime) -> tuple[str, BusinessCalendar | None]:
+    """The step's title rendered in the case's scope (an instance's with its item), and its process's calendar.
+
+    The title falls back to the step's id, the calendar to None (UTC), when the definition cannot be read.
+    """
     step_id, unit = parse_row(run.step_id)
     try:
         spec = definition_of_case(library, case.process, case.definition_hash, register.stored_definition).spec
+        calendar = calendar_of(spec, library.team)
         step = spec.step(step_id)
         if not is_human(step):
-            return run.step_id
+            return run.step_id, calendar
         human: HumanStep = step  # type: ignore[assignment]
         scope = case_scope(register, case, now)
         if unit is not None:
             items = for_each_items(human, scope)
             scope["item"] = items[unit] if unit < len(items) else None
-        return plan_human_step(human, library.team, scope, started_at=run.started_at, due_at=run.due_at, eligible=run.eligible).title
+        plan = plan_human_step(human, library.team, scope, started_at=run.started_at, due_at=run.due_at, eligible=run.eligible, calendar=calendar)
+        return plan.title, calendar
     except (AftercareError, KeyError, IndexError):
-        return run.step_id
+        return run.step_id, None
 
 
 def render_tasks(tasks: Sequence[dict[str, Any]]) -> str:
@@ -172,4 +166,4 @@ def render_tasks(tasks: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["WaitingUnit", "case_waiting", "check_filters", "display_time", "render_tasks", "task_list", "waiting_units"]
+__all__ = ["WaitingUnit", "case_waiting", "check_filters", "render_tasks", "task_list", "waiting_units"]

@@ -38,7 +38,7 @@ def two_cases(user_env: dict[str, str]) -> Register:
     return register
 
 
-def test_tasks_for_a_person_overdue_first_in_the_teams_time_zone(user_env: dict[str, str], two_cases: Register) -> None:
+def test_tasks_for_a_person_overdue_first_in_the_calendars_time_zone(user_env: dict[str, str], two_cases: Register) -> None:
     code, out, err = run(user_env, "tasks", "--for", "li.na", "--json")
     assert (code, err) == (0, "")
     tasks = json.loads(out)
