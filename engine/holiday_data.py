@@ -34,9 +34,9 @@ def holiday_problem(country: str, year: int) -> str | None:
     """
     import holidays
 
-    known = countries()
-    if country not in known:
-        return f"unknown country {country!r} for holidays{did_you_mean(country, known)}; write a code such as CN, DE or US"
+    unknown = unknown_country(country)
+    if unknown:
+        return unknown
     data = holidays.country_holidays(country, years=year)
     if not data.start_year <= year <= data.end_year:
         return f"the holidays package has no {country} holidays for {year} (it covers {data.start_year}-{data.end_year})"
@@ -44,6 +44,15 @@ def holiday_problem(country: str, year: int) -> str | None:
     if adjusts and not country_year(country, year)[1]:
         return (
             f"the holidays package {version('holidays')} has no {country} schedule of adjusted working days for {year} yet;"
-            " upgrade it (pip install -U holidays) before counting working time in that year"
+            " upgrade it (pip install -U holidays), or list that year's adjusted working days under the calendar's"
+            " open: (and its extra days off under closed:) once they are published"
         )
+    return None
+
+
+def unknown_country(country: str) -> str | None:
+    """Why ``holidays: COUNTRY`` names no country the package knows, None when it does."""
+    known = countries()
+    if country not in known:
+        return f"unknown country {country!r} for holidays{did_you_mean(country, known)}; write a code such as CN, DE or US"
     return None

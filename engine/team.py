@@ -7,7 +7,7 @@ from datetime import date
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from .schedule_rules import cron_problem, timezone_problem
 from .suggest import did_you_mean
@@ -236,13 +236,12 @@ Weekdays = Annotated[str, AfterValidator(_weekdays)]
 
 
 def _country(code: str | None) -> str | None:
-    """A country whose holiday data covers the current year (imported late: the package is large)."""
+    """A country the ``holidays`` package knows (imported late: the package is large)."""
     if code is None:
         return code
-    from .holiday_data import holiday_problem
-    from .clock import utc_now
+    from .holiday_data import unknown_country
 
-    problem = holiday_problem(code, utc_now().year)
+    problem = unknown_country(code)
     if problem:
         raise ValueError(problem)
     return code
@@ -255,9 +254,25 @@ class CalendarSpec(BaseModel):
 
     timezone: Annotated[str, AfterValidator(_timezone)]
     hours: dict[Weekdays, Annotated[tuple[HourRange, ...], AfterValidator(_ranges)]] = Field(min_length=1)
-    holidays: Annotated[str | None, AfterValidator(_country)] = None
     closed: tuple[date, ...] = ()
     open: tuple[date, ...] = ()
+    holidays: Annotated[str | None, AfterValidator(_country)] = None
+    """After ``open``: a year the holiday data lacks is covered by the team's own ``open:`` days of that year."""
+
+    @field_validator("holidays")
+    @classmethod
+    def _covers_this_year(cls, code: str | None, info: ValidationInfo) -> str | None:
+        """The holiday data covers the current year, or the team entered that year's working days itself (``open:``)."""
+        from .clock import utc_now
+        from .holiday_data import holiday_problem
+
+        year = utc_now().year
+        if code is None or any(day.year == year for day in info.data.get("open", ())):
+            return code
+        problem = holiday_problem(code, year)
+        if problem:
+            raise ValueError(problem)
+        return code
 
     @model_validator(mode="after")
     def _days_apart(self) -> CalendarSpec:

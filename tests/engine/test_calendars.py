@@ -50,7 +50,8 @@ class TestTheHolidayData:
         assert holiday_problem("CN", 2026) is None
         assert holiday_problem("CN", 2027) == (
             "the holidays package 0.109 has no CN schedule of adjusted working days for 2027 yet;"
-            " upgrade it (pip install -U holidays) before counting working time in that year"
+            " upgrade it (pip install -U holidays), or list that year's adjusted working days under the calendar's"
+            " open: (and its extra days off under closed:) once they are published"
         )
         assert holiday_problem("DE", 2027) is None  # rule-based holidays, no adjusted days to wait for
         assert holiday_problem("CNN", 2026) == "unknown country 'CNN' for holidays; did you mean 'CN'?; write a code such as CN, DE or US"
@@ -69,6 +70,18 @@ class TestTheHolidayData:
         [problem] = refused.value.problems
         assert (problem.line, problem.column, problem.path) == (8, 17, "team.calendars.office.holidays")
         assert problem.message.startswith("the holidays package 0.109 has no CN schedule of adjusted working days for 2027 yet")
+
+    def test_the_team_may_enter_the_years_working_days_itself(self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+        team = tmp_path / "team.yaml"
+        team.write_text(
+            "team:\n  people:\n    ann: {name: Ann, email: ann@example.com}\n  calendars:\n    office:\n"
+            "      timezone: Asia/Shanghai\n      hours: {mon-fri: ['09:00-18:00']}\n      holidays: CN\n"
+            "      open: [2027-02-20]\n      closed: [2027-02-11]\n",
+            encoding="utf-8",
+        )
+        monkeypatch.setattr(clock, "utc_now", lambda: datetime(2027, 1, 4, 1, 0, tzinfo=clock.UTC))
+        office = build_calendar("office", load_team(team).team.calendars["office"])
+        assert office.is_working_day(date(2027, 2, 20)) and not office.is_working_day(date(2027, 2, 11))  # a Saturday worked, a Thursday off
 
 
 class TestChina2026:
