@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from aftercare.engine.answers import plan_human_step
+from aftercare.engine.calendars import calendar_of
 from aftercare.engine.register import WAIT_PERSON, Register
 from aftercare.notifications import load_checked_library
 from aftercare.notifications.escalation import case_scope
@@ -24,7 +25,7 @@ def test_the_next_message_lists_the_comments(tmp_path: Path) -> None:
     run = register.begin_step(case.key, "triage", 1, started_at=AT, eligible=["li.na"], wait_kind=WAIT_PERSON)
     step = definition.spec.step("triage")
     scope = case_scope(register, case, AT)
-    plan = plan_human_step(step, library.team, scope, started_at=AT, eligible=run.eligible)  # type: ignore[arg-type]
+    plan = plan_human_step(step, library.team, scope, started_at=AT, eligible=run.eligible, calendar=calendar_of(definition.spec, library.team))  # type: ignore[arg-type]
     before = waiting_messages(library.team, scope, step, plan, visit=1, recipients=["person:emma.clark", "person:li.na"])  # type: ignore[arg-type]
     assert all("Comments" not in m.body and "评论" not in m.body for m in before)
     register.add_comment(case.key, by="huang.lei", text="The printer is in room 3", at=AT)
