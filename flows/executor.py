@@ -200,6 +200,8 @@ class PrefectExecutor:
             if only.kind == "timer":
                 assert only.until is not None and isinstance(only.step, WaitStep)
                 return Event(only, self._wait(only.step, only.visit, only.until))
+        if not self.suspend:
+            _settled(self.flow_run_id)  # every step of this moment waits with its form: a scripted feeder may answer now
         while True:
             event = self._happened(case, waiting)
             if event is not None:
@@ -466,6 +468,34 @@ class PrefectExecutor:
 
 _FORM_THREADS: dict[tuple[str, str, int], threading.Thread] = {}
 """The foreground form runs of this process, by (the case's flow run, register step id, visit)."""
+
+_WAIT_ROUNDS: dict[str, int] = {}
+"""How many times each foreground case run of this process has settled to wait on several steps at once."""
+_ROUNDS = threading.Condition()
+
+
+def _settled(flow_run_id: Any) -> None:
+    """A foreground case run waits on steps side by side, every branch of this moment begun and its form open."""
+    with _ROUNDS:
+        _WAIT_ROUNDS[str(flow_run_id)] = _WAIT_ROUNDS.get(str(flow_run_id), 0) + 1
+        _ROUNDS.notify_all()
+
+
+def waiting_round(flow_run_id: str) -> int:
+    """How many times the foreground case run ``flow_run_id`` of this process has settled to wait (0: not yet).
+
+    ``aftercare run --answers`` answers steps that wait side by side only in a round: before
+    it, a branch that starts at the same moment may not have begun yet, and the answer
+    scripted first for it would be taken after a later one.
+    """
+    with _ROUNDS:
+        return _WAIT_ROUNDS.get(str(flow_run_id), 0)
+
+
+def await_round(flow_run_id: str, after: int, timeout: float) -> bool:
+    """Wait until the foreground case run settles to wait again (a round past ``after``); False after ``timeout`` seconds."""
+    with _ROUNDS:
+        return _ROUNDS.wait_for(lambda: _WAIT_ROUNDS.get(str(flow_run_id), 0) > after, timeout)
 
 
 def _units(waiting: Waiting) -> list[tuple[Unit | None, HumanPlan]]:

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+import pydantic
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.flow_runs import suspend_flow_run
@@ -28,7 +29,7 @@ from aftercare.engine.spec import HumanStep
 from aftercare.engine.team import TeamSpec
 
 from . import events
-from .run_input import answer_from_input, answer_model, code_from_input, describe
+from .run_input import PERSON_FIELD, answer_from_input, answer_model, code_from_input, describe
 from .waiting_tags import sync_waiting_tags
 
 #: How long a person may take before Prefect itself gives up on a suspended run.
@@ -112,10 +113,14 @@ class ResumeForm:
         )
         key = pause_key(self.row, self.visit, self.attempt)
         received: Any
-        if self.suspend:
-            received = suspend_flow_run(wait_for_input=model, timeout=PAUSE_TIMEOUT, key=key)
-        else:
-            received = pause_in_foreground(model, key, self._timed_out)
+        try:
+            if self.suspend:
+                received = suspend_flow_run(wait_for_input=model, timeout=PAUSE_TIMEOUT, key=key)
+            else:
+                received = pause_in_foreground(model, key, self._timed_out)
+        except pydantic.ValidationError as error:
+            self._misfit(error)
+            return None  # refused: the answers are read again and the form offered as it is now, under the next key
         if received is None:
             if self.run.timed_out_at is None:
                 self.register.mark_timed_out(self.run.id, utc_now())
@@ -203,6 +208,25 @@ class ResumeForm:
         )
         self.note = f"The last answer was refused: {error}"
         self._refused(submission.by, str(error), when)
+
+    def _misfit(self, error: pydantic.ValidationError) -> None:
+        """An answer given in a form the step has since changed (handed on, people gone): refused, audited, told in the form.
+
+        A replay reads the answer with the form as it is now; the person the old form offered
+        may no longer be in its choices. The run never fails for it.
+        """
+        person = next((str(e["input"]) for e in error.errors() if e["loc"] and e["loc"][0] == PERSON_FIELD), "someone")
+        if self.team.answer_codes and person not in self.plan.eligible:
+            self._code_accepted(person, None)  # handed on: the register refuses and audits it as it does a code of someone not named
+            return
+        fields = ", ".join(sorted({str(e["loc"][0]) for e in error.errors() if e["loc"]})) or "the form"
+        reason = f"the answer of {person!r} no longer fits the form of {self.step.id!r} ({fields}); it names {', '.join(self.plan.eligible)} now"
+        when = utc_now()
+        self.register.refuse_answer(
+            self.case.key, self.row, self.visit, person=person, reason=reason, via="prefect", pause_attempt=self.attempt + 1, at=when,
+        )
+        self.note = f"The last answer was refused: {reason}"
+        self._refused(person, reason, when)
 
     def _refused(self, person: str, reason: str, at: datetime) -> None:
         events.emit(events.answer_refused(self.subject, self.row, self.visit, person=person, reason=reason, via="prefect", at=at))

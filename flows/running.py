@@ -33,6 +33,7 @@ from aftercare.engine.runner import structure_of
 from aftercare.engine.spec import HumanStep, ProcessSpec
 
 from .answering import case_spec, paused_key, submit_answer
+from .executor import await_round, waiting_round
 from .resume_form import pause_prefix
 from .forms import parse_row
 from .process_flow import CASE_LISTENERS, build_flow, run_tags
@@ -56,6 +57,8 @@ class AnswerFeeder:
         self.error: AftercareError | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._round = 0
+        """The case run's waiting round the last answer that decided a step side by side was given in."""
 
     def on_case(self, case_key: str, flow_run_id: str) -> None:
         """Called by the flow once its case is known; starts feeding."""
@@ -115,23 +118,17 @@ class AnswerFeeder:
 
     def _answer_beside_others(self) -> bool:
         """Steps waiting side by side (parallel branches, instances) in form runs of their own: answer the one
-        whose scripted answer comes first (``after`` from when it began), and wait until its run took it."""
-        assert self.case_key
-        spec = self._spec()
-        structure = structure_of(spec)
-        ready: list[tuple[datetime, int, StepRunRecord, ScriptedAnswer]] = []
-        for run in self.register.step_runs(self.case_key):
-            step_id, unit = parse_row(run.step_id)
-            if not run.is_open or not run.eligible or step_id not in spec.step_ids:
-                continue
-            step = spec.step(step_id)
-            for_each = getattr(step, "for_each", None) is not None
-            if (for_each and unit is None) or not (for_each or structure.in_region(step_id)):
-                continue
-            scripted = self.answers.peek(step_id)
-            if scripted is None or (not scripted.timeout and scripted.submission.by not in run.eligible):
-                continue
-            ready.append((run.started_at + (scripted.after or timedelta(0)), run.id, run, scripted))
+        whose scripted answer comes first (``after`` from when it began), and wait until its run took it.
+
+        Only in a waiting round of the case's run (:func:`.executor.waiting_round`): every branch of
+        the moment begun, and the last deciding answer acted on."""
+        assert self.case_key and self.flow_run_id
+        if not self._ready():
+            return False
+        if not await_round(self.flow_run_id, self._round, timeout=0.3):
+            return True  # the run is still beginning this moment's branches (or acting on the last answer): wait for its round
+        this_round = waiting_round(self.flow_run_id)
+        ready = self._ready()
         if not ready:
             return False
         _, _, run, scripted = min(ready, key=lambda r: (r[0], r[1]))
@@ -139,9 +136,9 @@ class AnswerFeeder:
         self.answers.pop(step_id)
         if scripted.timeout:
             self.register.mark_timed_out(run.id, utc_now(), actor=SCRIPT_ACTOR)
+            self._round = this_round
             return True
         before = len(self.register.answers(self.case_key, run.step_id, run.visit))
-        waiting_before = self._open_rows()
         given = scripted.submission
         try:
             submit_answer(
@@ -161,17 +158,30 @@ class AnswerFeeder:
             if len(self.register.answers(self.case_key, run.step_id, run.visit)) > before:
                 return True
             time.sleep(0.2)
-        # It decided its step: let the case's run act on it (a join may withdraw what the next answer is for).
-        settle = time.monotonic() + SETTLE_SECONDS
-        while time.monotonic() < settle and not self._stop.is_set():
-            if not self.register.case(self.case_key).is_open or self._open_rows() - {run.step_id} != waiting_before - {run.step_id}:
-                break
-            time.sleep(0.2)
+        # It decided its step: the next answer waits until the case's run has acted on it (a join may
+        # withdraw what that answer is for) and settled to wait again.
+        self._round = this_round
         return True
 
-    def _open_rows(self) -> set[str]:
+    def _ready(self) -> list[tuple[datetime, int, StepRunRecord, ScriptedAnswer]]:
+        """The open rows waiting beside others that have a scripted answer next, with the moment it arrives."""
         assert self.case_key
-        return {run.step_id for run in self.register.step_runs(self.case_key) if run.is_open}
+        spec = self._spec()
+        structure = structure_of(spec)
+        ready: list[tuple[datetime, int, StepRunRecord, ScriptedAnswer]] = []
+        for run in self.register.step_runs(self.case_key):
+            step_id, unit = parse_row(run.step_id)
+            if not run.is_open or not run.eligible or step_id not in spec.step_ids:
+                continue
+            step = spec.step(step_id)
+            for_each = getattr(step, "for_each", None) is not None
+            if (for_each and unit is None) or not (for_each or structure.in_region(step_id)):
+                continue
+            scripted = self.answers.peek(step_id)
+            if scripted is None or (not scripted.timeout and scripted.submission.by not in run.eligible):
+                continue
+            ready.append((run.started_at + (scripted.after or timedelta(0)), run.id, run, scripted))
+        return ready
 
     def _answer(self, run: StepRunRecord, key: str, told: set[str]) -> bool:
         """Answer the waiting step from the script; True once its pause is answered or its due made to pass."""
@@ -224,9 +234,6 @@ class AnswerFeeder:
             if self._stop.wait(INTERRUPT_SECONDS):
                 return
 
-
-SETTLE_SECONDS = 3.0
-"""How long a scripted run waits, after an answer decided a step waiting beside others, for the case's run to act on it."""
 
 
 class OneLineErrors(logging.Filter):

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import AFTERCARE, SCREENSHOTS, Aftercare, wait_until, write_team
+from tests.e2e.conftest import AFTERCARE, SCREENSHOTS, Aftercare, answer_code, wait_until, write_team
 from tests.e2e.test_parallel_served import DEFINITIONS as PARALLEL
 from tests.e2e.test_parallel_served import _answer, _forms
 from tests.fixtures import prefect_ui_v2
@@ -126,8 +126,8 @@ def test_tasks_tags_links_and_a_hand_on(
         solo_run = aftercare.start("solo", {"title": "the budget"})
         pair, race, solo = (aftercare.case_of(run).key for run in (pair_run, race_run, solo_run))
         assert (pair, race, solo) == ("PR-0001", "PFW-0001", "SO-0001")
-        pair_forms = _forms(aftercare, pair, 3)
-        race_forms = _forms(aftercare, race, 2)
+        pair_forms = _forms(aftercare, pair_run, 3)
+        race_forms = _forms(aftercare, race_run, 2)
         aftercare.wait_waiting_at(solo_run, solo, "approve")
         runs = {
             "check-a": pair_forms["Check A of the pumps"].id, "check-b": pair_forms["Check B of the pumps"].id,
@@ -208,6 +208,7 @@ def test_tasks_tags_links_and_a_hand_on(
         options = [option.inner_text().strip() for option in browser_page.get_by_role("option").all()]
         assert options == ["li.na"]
         browser_page.get_by_role("option", name="li.na", exact=True).click()
+        prefect_ui_v2.fill_code(dialog, answer_code(smtp_sink, solo, "li.na@example.com"))  # from the hand-on's waiting mail
         prefect_ui_v2.choose_option(dialog, "Decision", "approve")
         prefect_ui_v2.fill_text(dialog, "Comment", "ok for li.na")
         browser_page.screenshot(path=str(SCREENSHOTS / "tasks-handed-on-form-v2.png"))
