@@ -201,7 +201,8 @@ class HumanStepBase(StepBase):
     @field_validator("form")
     @classmethod
     def _form_names(cls, form: dict[str, FieldSpec]) -> dict[str, FieldSpec]:
-        reserved = {"decision", "comment", "by", "approved_by", "rejected_by", "answered_at", "answers"}
+        # the answer's own fields, and the form's "Answering as" and "Answer code" (flows/run_input.py)
+        reserved = {"decision", "comment", "by", "approved_by", "rejected_by", "answered_at", "answers", "answering_as", "answer_code"}
         clash = sorted(reserved & set(form))
         if clash:
             raise ValueError(f"form field names {clash} are reserved for the answer itself")
