@@ -42,7 +42,9 @@ STEP_OVERDUE = "aftercare.step.overdue"
 STEP_WITHDRAWN = "aftercare.step.withdrawn"
 CASE_CLOSED = "aftercare.case.closed"
 CASE_CANCELLED = "aftercare.case.cancelled"
-EVENTS = (CASE_OPENED, STEP_WAITING, STEP_ANSWERED, ANSWER_REFUSED, STEP_OVERDUE, STEP_WITHDRAWN, CASE_CLOSED, CASE_CANCELLED)
+CASE_OVERDUE = "aftercare.case.overdue"
+"""Beyond DESIGN.md's eight: the case's own ``sla.due`` passed while it was open."""
+EVENTS = (CASE_OPENED, STEP_WAITING, STEP_ANSWERED, ANSWER_REFUSED, STEP_OVERDUE, CASE_OVERDUE, STEP_WITHDRAWN, CASE_CLOSED, CASE_CANCELLED)
 
 NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://aftercare.example/events")
 """The namespace of the events' uuid5 ids (fixed: changing it would make every id new)."""
@@ -177,7 +179,7 @@ def _event(kind: str, subject: Subject, occurred: datetime, related: list[dict[s
     )
 
 
-# --- the eight facts -----------------------------------------------------------------------------
+# --- the facts: DESIGN.md's eight, and case.overdue ------------------------------------------------
 
 
 def case_opened(subject: Subject, *, inputs: Mapping[str, Any], due_at: datetime | None = None, started_by_step: str | None = None) -> AftercareEvent:
@@ -234,6 +236,13 @@ def case_closed(subject: Subject, *, outcome: str, closed_at: datetime) -> After
     seconds = (_moment(closed_at) - _moment(subject.case.opened_at)).total_seconds()
     payload = _payload(subject, outcome=outcome, opened=_iso(subject.case.opened_at), closed=_iso(closed_at), cycle_time=round(seconds, 3))
     return _event(CASE_CLOSED, subject, closed_at, _related(subject), payload)
+
+
+def case_overdue(subject: Subject, *, due_at: datetime, at: datetime, escalate_to: Sequence[str] = ()) -> AftercareEvent:
+    """A case's ``sla.due`` passed while it was open (once per due: a due moved by ``sla.pause_while`` is a new breach)."""
+    overdue = max(0.0, (_moment(at) - _moment(due_at)).total_seconds())
+    payload = _payload(subject, due=_iso(due_at), overdue_seconds=round(overdue, 3), escalate_to=list(escalate_to))
+    return _event(CASE_OVERDUE, subject, at, _related(subject), payload, _iso(due_at))
 
 
 def case_cancelled(subject: Subject, *, by: str, reason: str, at: datetime, withdrawn: Iterable[str] = ()) -> AftercareEvent:
@@ -309,6 +318,7 @@ __all__ = [
     "CASE_CANCELLED",
     "CASE_CLOSED",
     "CASE_OPENED",
+    "CASE_OVERDUE",
     "EVENTS",
     "STEP_ANSWERED",
     "STEP_OVERDUE",
@@ -320,6 +330,7 @@ __all__ = [
     "case_cancelled",
     "case_closed",
     "case_opened",
+    "case_overdue",
     "case_resource",
     "emit",
     "emit_all",

@@ -77,7 +77,7 @@ def due_now(register: Register, library: Library, now: datetime) -> dict[str, in
 
 
 def _emit_overdue(register: Register, library: Library, report: EscalationReport, now: datetime) -> None:
-    """``aftercare.step.overdue`` for each breach this round marked first (a later round finds it marked)."""
+    """``aftercare.step.overdue`` (``aftercare.case.overdue``) for each step (case) breach this round marked first (a later round finds it marked)."""
     for breach in report.breaches:
         run = breach.run
         try:
@@ -89,6 +89,13 @@ def _emit_overdue(register: Register, library: Library, report: EscalationReport
             ))
         except Exception as error:  # noqa: BLE001 - an event never stops the deadlines
             log.warning("no overdue event for %s/%s: %s", run.case_key, run.step_id, error)
+    for found in report.case_breaches:
+        try:
+            case = register.case(found.case_key)
+            subject = events.Subject(case, case.flow_run_id, library.team, case.parent_key)
+            events.emit(events.case_overdue(subject, due_at=found.due_at, at=now, escalate_to=found.escalate_to))
+        except Exception as error:  # noqa: BLE001 - an event never stops the deadlines
+            log.warning("no overdue event for %s: %s", found.case_key, error)
 
 
 def schedule_outbox_retry(register: Register, now: datetime) -> None:

@@ -146,6 +146,15 @@ class Breach:
     escalate_to: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class CaseBreach:
+    """A case's ``sla.due`` breach escalated by this round (the first to mark it): the case, its due, the references told."""
+
+    case_key: str
+    due_at: datetime
+    escalate_to: tuple[str, ...]
+
+
 @dataclass
 class EscalationReport:
     """What one deadline round did; steps as ``CASE/STEP#VISIT``."""
@@ -153,6 +162,8 @@ class EscalationReport:
     escalated: list[str] = field(default_factory=list)
     breaches: list[Breach] = field(default_factory=list)
     """The step breaches of ``escalated``, for whoever reports them further (the flows' Prefect events)."""
+    case_breaches: list[CaseBreach] = field(default_factory=list)
+    """The case breaches of ``cases`` (their ``sla.due`` passed), likewise."""
     already: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     cases: list[str] = field(default_factory=list)
@@ -250,6 +261,7 @@ def escalate_overdue(
             if found_definition is not None and _clock_stopped(register, case, found_definition.spec):
                 continue  # waiting at a step of sla.pause_while: its due moves when that wait ends
             messages = []
+            references: tuple[str, ...] = ()
             if found_definition is not None and found_definition.spec.sla is not None and case.due_at is not None:
                 scope = case_scope(register, case, when, api_url=api_url)
                 escalate = found_definition.spec.sla.escalate_to
@@ -259,6 +271,8 @@ def escalate_overdue(
                 enqueue(register, messages, at=when)
             if register.mark_case_escalated(case.key, when):
                 report.cases.append(case.key)
+                if case.due_at is not None:
+                    report.case_breaches.append(CaseBreach(case.key, case.due_at, references))
                 report.messages += len(messages)
             else:
                 report.already.append(case.key)

@@ -223,3 +223,14 @@ def test_inside_the_cases_run_prefect_adds_the_run_and_elsewhere_nothing_of_anot
     assert f"prefect.flow-run.{own_run}" in other_related  # the case's run, named by us
     assert f"prefect.flow-run.{other_run}" not in other_related  # not the run that happened to send it
     assert not any(rid.startswith("prefect.flow.") for rid in other_related)
+
+
+def test_a_case_past_its_sla_due_is_one_event_per_due() -> None:
+    breach = events.case_overdue(_subject(), due_at=OPENED, at=OPENED + timedelta(minutes=5), escalate_to=["role:project-manager"])
+    assert (breach.event, breach.resource["prefect.resource.id"]) == ("aftercare.case.overdue", "aftercare.case.ISS-0007")
+    assert breach.payload["due"] == OPENED.isoformat() and breach.payload["overdue_seconds"] == 300.0
+    assert breach.payload["escalate_to"] == ["role:project-manager"] and "process" in _roles(breach) and "step" not in _roles(breach)
+    noticed_later = events.case_overdue(_subject(), due_at=OPENED, at=OPENED + timedelta(hours=1))
+    moved = events.case_overdue(_subject(), due_at=OPENED + timedelta(hours=4), at=OPENED + timedelta(hours=5))  # sla.pause_while moved it
+    assert breach.id == noticed_later.id != moved.id
+    assert breach.id != events.step_overdue(_subject(), "triage", 1, due_at=OPENED, at=OPENED, eligible=["li.na"]).id

@@ -109,6 +109,8 @@ def test_a_case_past_its_sla_is_escalated_once(register: Register, library: Libr
     late = T0 + timedelta(days=2, hours=1)
     report = escalate_overdue(register, library, late)
     assert report.cases == [case.key]
+    [breach] = report.case_breaches  # for the flows' aftercare.case.overdue event
+    assert (breach.case_key, breach.due_at, breach.escalate_to) == (case.key, register.case(case.key).due_at, ("role:manager",))
     [message] = register.messages(case_key=case.key)
     assert message.recipient == "person:emma.clark" and message.subject == "[SUP-0001] Past its deadline: 打印机离线 Printer offline"
     assert "1h late" in message.body
