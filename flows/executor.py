@@ -187,13 +187,9 @@ class PrefectExecutor:
                 human: HumanStep = only.step  # type: ignore[assignment]
                 assert only.plan is not None
                 plan, visit = self._recorded_plan(case, human.id, only.visit, only.plan), only.visit
-
-                def resend(person: str, kind: str) -> None:
-                    self.messenger.waiting(case, human, visit, plan, self.links, recipients=[f"person:{person}"], kind=kind)
-
                 form = ResumeForm(
                     self.register, self.library.team, case, human, visit, plan, suspend=self.suspend,
-                    case_run=self.subject(case).flow_run_id, resend=resend,
+                    case_run=self.subject(case).flow_run_id, resend=self.messenger.resender(case, human, visit, plan, self.links),
                 )
                 result = collect(human, plan, form, people=list(self.library.team.people))
                 return Event(only, result)

@@ -69,10 +69,7 @@ def take_answers(
     )
     messenger = Messenger(register, library, spec)
     links = {"run": url} if (url := run_url(str(flow_run_id), api_url=ui_updates.current_api_url())) else {}
-
-    def resend(person: str, kind: str) -> None:
-        messenger.waiting(case, step, visit, plan, links, recipients=[f"person:{person}"], kind=kind)
-
+    resend = messenger.resender(case, step, visit, plan, links)
     form = ResumeForm(register, library.team, case, step, visit, plan, suspend=served, row=row, case_run=record.flow_run_id, resend=resend)
     result = collect(step, plan, form, people=list(library.team.people))
     if served:

@@ -119,6 +119,14 @@ class Messenger:
         enqueue(self.register, messages)
         self.deliver()
 
+    def resender(self, case: CaseState, step: HumanStep, visit: int, plan: HumanPlan, links: Mapping[str, str]) -> Callable[[str, str], None]:
+        """``resend(person, kind)``: the waiting message again to one person under a new kind (a human step's form uses it for a new code)."""
+
+        def resend(person: str, kind: str) -> None:
+            self.waiting(case, step, visit, plan, links, recipients=[f"person:{person}"], kind=kind)
+
+        return resend
+
     def for_notify_step(
         self, case: CaseState, step: NotifyStep, visit: int, recipients: list[str], scope: dict[str, Any], links: dict[str, str]
     ) -> tuple[list[MessageDraft], dict[str, Any]]:
